@@ -28,6 +28,13 @@
 //!    directly (a `Closed { reason: TransportClosed }` event follows).
 //! 5. To reconnect, go back to step 2 with the same session.
 //!
+//! Two inputs serve a driver that applies backpressure: while it stops reading
+//! the transport (a consumer is slow) it calls
+//! [`set_receive_paused`](ClientSession::set_receive_paused), which suspends the
+//! PINGRESP deadline; a received message it drops without acknowledging it
+//! goes to [`abandon`](ClientSession::abandon), so that later
+//! acknowledgements are not held behind it.
+//!
 //! Commands are accepted only while [`SessionState::Connected`]
 //! ([`CommandError::NotConnected`] otherwise), because the broker's limits
 //! (Maximum QoS, Maximum Packet Size, …) are known only after CONNACK.
@@ -204,6 +211,8 @@ enum AckKind {
     Pubrec,
     /// PUBREC again for a retransmitted PUBLISH whose PUBREC was already sent.
     PubrecAgain,
+    /// Given up by the driver ([`ClientSession::abandon`]): nothing is sent.
+    Abandoned,
 }
 
 /// One acknowledgement owed on this connection, in PUBLISH arrival order
@@ -234,6 +243,8 @@ pub struct ClientSession {
     connect_deadline: Option<Instant>,
     ping_timeout: Option<Duration>,
     pings: VecDeque<PendingPing>,
+    /// The driver stopped reading the transport (see `set_receive_paused`).
+    receive_paused: bool,
 
     ids: PacketIdPool,
     outgoing: HashMap<u16, OutgoingPublish>,
@@ -277,6 +288,7 @@ impl ClientSession {
             connect_deadline: None,
             ping_timeout: None,
             pings: VecDeque::new(),
+            receive_paused: false,
             ids: PacketIdPool::default(),
             outgoing: HashMap::new(),
             waiting: VecDeque::new(),
@@ -394,6 +406,10 @@ impl ClientSession {
     }
 
     fn ping_deadline(&self) -> Option<Instant> {
+        if self.receive_paused {
+            // The PINGRESP may sit unread behind data we are not reading.
+            return None;
+        }
         let oldest = self.pings.front()?;
         oldest.sent_at.checked_add(self.ping_timeout?)
     }
@@ -475,6 +491,28 @@ impl ClientSession {
             }
             SessionState::Disconnected | SessionState::Closed => {}
         }
+    }
+
+    /// The driver stopped (`true`) or resumed (`false`) reading the transport,
+    /// e.g. because the application is not consuming messages (TCP
+    /// backpressure).
+    ///
+    /// While paused, a PINGRESP may be waiting unread behind other data, so the
+    /// PINGRESP deadline is suspended; keepalive PINGREQs are still sent. On
+    /// resuming, every unanswered ping gets a full ping timeout again, counted
+    /// from `now`. The setting is the driver's and is kept across connections.
+    pub fn set_receive_paused(&mut self, now: Instant, paused: bool) {
+        if self.receive_paused && !paused {
+            for ping in &mut self.pings {
+                ping.sent_at = ping.sent_at.max(now);
+            }
+        }
+        self.receive_paused = paused;
+    }
+
+    /// Whether reading is paused (see [`set_receive_paused`](Self::set_receive_paused)).
+    pub fn receive_paused(&self) -> bool {
+        self.receive_paused
     }
 
     /// Bytes read from the transport. Every complete packet at the front of
@@ -789,16 +827,7 @@ impl ClientSession {
     /// false (and does nothing) for a token already used or from an earlier
     /// connection.
     pub fn acknowledge(&mut self, now: Instant, token: AckToken) -> bool {
-        if self.state != SessionState::Connected || token.connection != self.connection {
-            return false;
-        }
-        let Some(offset) = token.seq.checked_sub(self.ack_front_seq) else {
-            return false;
-        };
-        let Ok(index) = usize::try_from(offset) else {
-            return false;
-        };
-        let Some(slot) = self.ack_queue.get_mut(index) else {
+        let Some(slot) = self.ack_slot_mut(token) else {
             return false;
         };
         if slot.acked {
@@ -809,6 +838,43 @@ impl ClientSession {
         self.flush_acks();
         self.note_sent(now, before);
         true
+    }
+
+    /// Gives up on acknowledging a received QoS 1/2 message on this
+    /// connection: nothing is sent for it, and the acknowledgements of later
+    /// messages are no longer held behind it. The broker still counts it as
+    /// unacknowledged (it keeps its share of our Receive Maximum) and sends it
+    /// again when the session is resumed on a later connection.
+    ///
+    /// For a driver dropping a message it held unacknowledged (a session
+    /// replay that no subscription claimed in time, a manual-ack message the
+    /// application dropped). Returns false (and does nothing) for a token
+    /// already used or from an earlier connection.
+    pub fn abandon(&mut self, now: Instant, token: AckToken) -> bool {
+        let Some(slot) = self.ack_slot_mut(token) else {
+            return false;
+        };
+        if slot.acked {
+            return false;
+        }
+        slot.acked = true;
+        slot.kind = AckKind::Abandoned;
+        // Nothing is written for the abandoned slot itself, but acks given
+        // behind it may now go.
+        let before = self.out.len();
+        self.flush_acks();
+        self.note_sent(now, before);
+        true
+    }
+
+    /// The unsent acknowledgement slot of `token`, if it is of this connection.
+    fn ack_slot_mut(&mut self, token: AckToken) -> Option<&mut AckSlot> {
+        if self.state != SessionState::Connected || token.connection != self.connection {
+            return None;
+        }
+        let offset = token.seq.checked_sub(self.ack_front_seq)?;
+        let index = usize::try_from(offset).ok()?;
+        self.ack_queue.get_mut(index)
     }
 
     /// Sends a 5.0 AUTH (continue or re-authenticate). Needs an authentication
@@ -1075,8 +1141,10 @@ impl ClientSession {
                     );
                     self.write_pub_response(PacketType::PubRec, id, ReasonCode::SUCCESS);
                 }
-                // The flow moved on meanwhile (e.g. PUBREL already answered):
-                // an acknowledgement now could hit a new flow using that id.
+                // Abandoned: the flow stays unacknowledged on this connection.
+                // Otherwise the flow moved on meanwhile (e.g. PUBREL already
+                // answered): an acknowledgement now could hit a new flow using
+                // that id.
                 _ => {}
             }
         }

@@ -491,3 +491,72 @@ fn tokens_dropped_by_clear_session_stay_no_ops() {
     assert!(broker.session.acknowledge(broker.now, new));
     assert_eq!(broker.sent(), vec![puback(2)]);
 }
+
+#[test]
+fn abandoned_message_sends_nothing_and_releases_later_acks() {
+    let mut broker = Broker::v5();
+    broker.connect();
+    let first = broker.deliver("a", QoS::AtLeastOnce, 1).unwrap();
+    let second = broker.deliver("b", QoS::ExactlyOnce, 2).unwrap();
+    broker.session.acknowledge(broker.now, second);
+    assert!(
+        broker.sent().is_empty(),
+        "held behind the first (MQTT-4.6.0-2)"
+    );
+    assert!(broker.session.abandon(broker.now, first));
+    assert_eq!(
+        broker.sent(),
+        vec![pubrec(2)],
+        "no PUBACK for the abandoned one"
+    );
+    // Still unacknowledged for the broker: it keeps its quota and its id.
+    assert_eq!(broker.session.unacknowledged_incoming(), 2);
+    assert!(!broker.session.abandon(broker.now, first), "only once");
+    assert!(
+        !broker.session.acknowledge(broker.now, first),
+        "cannot ack it now"
+    );
+    assert!(broker.sent().is_empty());
+    broker.check();
+}
+
+#[test]
+fn abandoned_message_is_redelivered_after_a_resumed_session() {
+    let config = SessionConfig {
+        clean_start: false,
+        ..SessionConfig::new(ProtocolVersion::V311, "c")
+    };
+    let mut broker = Broker::new(config);
+    broker.connect();
+    let token = broker.deliver("a", QoS::AtLeastOnce, 7).unwrap();
+    assert!(broker.session.abandon(broker.now, token));
+    broker.session.handle_transport_closed(broker.now);
+    broker.events();
+    broker.connect_with(ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    });
+    let mut again = publish_to("a", QoS::AtLeastOnce);
+    again.packet_id = Some(7);
+    again.dup = true;
+    broker.feed(Packet::Publish(again));
+    let events = broker.events();
+    let Some(Event::Message { ack: Some(new), .. }) = events.first() else {
+        panic!("redelivery expected, got {events:?}")
+    };
+    assert!(broker.session.acknowledge(broker.now, *new));
+    assert_eq!(broker.sent(), vec![puback(7)]);
+    broker.check();
+}
+
+#[test]
+fn abandoning_a_stale_token_does_nothing() {
+    let mut broker = Broker::v311();
+    broker.connect();
+    let token = broker.deliver("a", QoS::AtLeastOnce, 3).unwrap();
+    broker.session.handle_transport_closed(broker.now);
+    broker.events();
+    broker.connect();
+    assert!(!broker.session.abandon(broker.now, token));
+    assert!(broker.sent().is_empty());
+}

@@ -250,3 +250,45 @@ fn pending_subscribe_unsubscribe_and_ping_fail_when_the_transport_closes() {
     assert!(broker.sent().is_empty());
     broker.check();
 }
+
+#[test]
+fn paused_receiving_suspends_the_pingresp_deadline_but_not_pingreq() {
+    let mut broker = with_keep_alive(ProtocolVersion::V311, 10);
+    broker.connect();
+    broker.advance_and_tick(10 * SEC);
+    assert_eq!(broker.sent(), vec![Packet::PingReq]);
+    assert_eq!(broker.session.poll_timeout(), Some(broker.at(15)));
+    // The driver stops reading: the PINGRESP may be queued unread.
+    broker.session.set_receive_paused(broker.now, true);
+    assert!(broker.session.receive_paused());
+    assert_eq!(
+        broker.session.poll_timeout(),
+        Some(broker.at(20)),
+        "only the next keepalive ping is due"
+    );
+    broker.advance_and_tick(10 * SEC);
+    assert_eq!(broker.session.state(), SessionState::Connected);
+    assert_eq!(broker.sent(), vec![Packet::PingReq], "PINGREQ still sent");
+    // Reading again at 25 s: both pings get a full timeout from now.
+    broker.advance(5 * SEC);
+    broker.session.set_receive_paused(broker.now, false);
+    assert_eq!(broker.session.poll_timeout(), Some(broker.at(30)));
+    broker.feed(Packet::PingResp);
+    broker.feed(Packet::PingResp);
+    broker.advance_and_tick(4 * SEC);
+    assert_eq!(broker.session.state(), SessionState::Connected);
+}
+
+#[test]
+fn unanswered_ping_still_times_out_after_resuming() {
+    let mut broker = with_keep_alive(ProtocolVersion::V5, 10);
+    broker.connect();
+    broker.advance_and_tick(10 * SEC);
+    broker.sent();
+    broker.session.set_receive_paused(broker.now, true);
+    broker.advance_and_tick(3 * SEC);
+    broker.session.set_receive_paused(broker.now, false);
+    assert_eq!(broker.session.poll_timeout(), Some(broker.at(18)));
+    broker.advance_and_tick(5 * SEC);
+    assert_eq!(broker.closed_reason(), CloseReason::KeepAliveTimeout);
+}

@@ -40,6 +40,10 @@ enum Action {
     Ping,
     /// Acknowledge the n-th token received so far.
     Ack(usize),
+    /// Abandon the n-th token received so far.
+    Abandon(usize),
+    /// The driver stops or resumes reading.
+    PauseReceive(bool),
     Advance(u64),
     /// Transport lost, then a new connection with this CONNACK.
     Reconnect {
@@ -92,6 +96,8 @@ fn action(version: ProtocolVersion) -> impl Strategy<Value = Action> {
         1 => Just(Action::Unsubscribe),
         1 => Just(Action::Ping),
         6 => any::<usize>().prop_map(Action::Ack),
+        2 => any::<usize>().prop_map(Action::Abandon),
+        1 => any::<bool>().prop_map(Action::PauseReceive),
         3 => (0u64..8).prop_map(Action::Advance),
         3 => (any::<bool>(), 1u16..=4).prop_map(|(session_present, receive_maximum)| {
             Action::Reconnect { session_present, receive_maximum }
@@ -390,6 +396,13 @@ fn run(version: ProtocolVersion, actions: Vec<Action>) {
                     broker.session.acknowledge(now, token);
                 }
             }
+            Action::Abandon(index) => {
+                if !tokens.is_empty() {
+                    let token = tokens[index % tokens.len()];
+                    broker.session.abandon(now, token);
+                }
+            }
+            Action::PauseReceive(paused) => broker.session.set_receive_paused(now, paused),
             Action::Advance(secs) => broker.advance_and_tick(Duration::from_secs(secs)),
             Action::Reconnect {
                 session_present,

@@ -1,0 +1,703 @@
+//! [`Client`]: the handle every operation goes through.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use zmqtt_proto::session::SessionConfig;
+use zmqtt_proto::{
+    Auth, AuthProperties, ConnAckProperties, Disconnect, DisconnectProperties, Publish,
+    PublishProperties, QoS, ReasonCode, RetainHandling, SubscribeFilter, SubscribeProperties,
+    SubscriptionOptions,
+};
+
+use crate::builder::ClientOptions;
+use crate::connection::command::{Command, Control, SubscribeSpec};
+use crate::connection::driver::{self, DriverParts};
+use crate::error::{Error, Result};
+use crate::request::RequestBuilder;
+use crate::subscription::Subscription;
+use crate::version::{Protocol, V5};
+
+/// QoS 1/2 publishes accepted and not yet completed, per client. More wait for
+/// a slot (backpressure on the caller), so memory stays bounded even when the
+/// broker is slow or the connection is down.
+const MAX_PENDING_PUBLISHES: usize = 4096;
+
+/// Commands waiting for the driver task.
+const COMMAND_CHANNEL_CAPACITY: usize = 1024;
+
+/// The default of [`Client::ping`]'s timeout in SPEC 1.3.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the client stands with the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// Not running: never connected, `disconnect()` was called, or the
+    /// connection was lost for good.
+    Disconnected,
+    /// The first connection attempt(s) of [`Client::connect`].
+    Connecting,
+    /// CONNACK accepted; operations go to the broker.
+    Connected,
+    /// The connection was lost; attempting to restore it.
+    Reconnecting,
+}
+
+/// What the broker said when it accepted the connection (SPEC 1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// 1 for the first successful connection of this client, then 2, 3, …
+    pub connection_id: u64,
+    /// The broker resumed an existing session.
+    pub session_present: bool,
+    /// The CONNACK return / reason code (0 = accepted).
+    pub return_code: ReasonCode,
+    /// 5.0 CONNACK properties; `None` on 3.1.1.
+    pub properties: Option<ConnAckProperties>,
+    /// Our client id, or the one the broker assigned.
+    pub effective_client_id: String,
+    /// The keep alive in force (the broker's Server Keep Alive wins).
+    pub effective_keepalive: u16,
+    /// 5.0: the session expiry in force; `None` on 3.1.1.
+    pub effective_session_expiry_interval: Option<u32>,
+    /// How many QoS 1/2 publishes may await acknowledgement at once (the
+    /// broker's Receive Maximum; 65535 when it sets none).
+    pub receive_maximum: u16,
+    /// The highest QoS the broker accepts.
+    pub maximum_qos: QoS,
+    /// Whether the broker accepts retained messages.
+    pub retain_available: bool,
+    /// The largest packet the broker accepts, `None` for no limit.
+    pub maximum_packet_size: Option<u32>,
+}
+
+/// Shared status, published by the driver, read by every handle.
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    pub state: ConnectionState,
+    pub info: Option<ConnectionInfo>,
+    /// Why the last driver stopped (`None` after `disconnect()`).
+    pub stop_error: Option<Arc<Error>>,
+    /// Which driver this describes: each `connect()` that starts one bumps
+    /// it, so a stopping driver cannot overwrite its successor's status.
+    pub generation: u64,
+}
+
+/// The channels to the running driver task.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub commands: mpsc::Sender<Command>,
+    pub control: mpsc::UnboundedSender<Control>,
+}
+
+impl Link {
+    /// Hands a command to the driver and waits for its answer.
+    pub(crate) async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| not_connected())?;
+        answer.await.unwrap_or_else(|_| Err(not_connected()))
+    }
+}
+
+pub(crate) fn not_connected() -> Error {
+    Error::disconnected("not connected")
+}
+
+pub(crate) struct Shared {
+    pub options: Arc<ClientOptions>,
+    pub config: std::result::Result<SessionConfig, Error>,
+    pub status: Arc<watch::Sender<Status>>,
+    pub link: Mutex<Option<Link>>,
+    pub publish_slots: Arc<Semaphore>,
+    pub request_slots: Arc<Semaphore>,
+    /// The response topic of `request()` calls that name none.
+    pub reply_topic: String,
+}
+
+impl Shared {
+    fn link(&self) -> Option<Link> {
+        let guard = self
+            .link
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .as_ref()
+            .filter(|link| !link.commands.is_closed())
+            .cloned()
+    }
+}
+
+/// A connection to one broker: a cheap `Clone + Send + Sync` handle over one
+/// shared engine (SPEC 2). Made by [`create_client`](crate::create_client).
+///
+/// One tokio task owns the socket; every handle (clones of the client,
+/// [`Subscription`]s, [`Message`](crate::Message)s) talks to it over channels, so dropping a
+/// future only abandons the wait: nothing is half-sent.
+///
+/// `V` is [`V311`](crate::V311) or [`V5`]; the 5.0 operations exist only on
+/// `Client<V5>`.
+pub struct Client<V> {
+    shared: Arc<Shared>,
+    version: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for Client<V> {
+    fn clone(&self) -> Self {
+        Client {
+            shared: Arc::clone(&self.shared),
+            version: PhantomData,
+        }
+    }
+}
+
+impl<V: Protocol> fmt::Debug for Client<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("version", &V::VERSION)
+            .field("host", &self.shared.options.host)
+            .field("port", &self.shared.options.port)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl<V: Protocol> Client<V> {
+    pub(crate) fn new(options: ClientOptions, config: Result<SessionConfig>) -> Client<V> {
+        let max_pending_requests = options
+            .max_pending_requests
+            .clamp(1, Semaphore::MAX_PERMITS);
+        let status = Status {
+            state: ConnectionState::Disconnected,
+            info: None,
+            stop_error: None,
+            generation: 0,
+        };
+        let reply_topic = format!("zmqtt/replies/{}", hex(&random_bytes::<12>()));
+        Client {
+            shared: Arc::new(Shared {
+                options: Arc::new(options),
+                config,
+                status: Arc::new(watch::Sender::new(status)),
+                link: Mutex::new(None),
+                publish_slots: Arc::new(Semaphore::new(MAX_PENDING_PUBLISHES)),
+                request_slots: Arc::new(Semaphore::new(max_pending_requests)),
+                reply_topic,
+            }),
+            version: PhantomData,
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn link(&self) -> Result<Link> {
+        self.shared.link().ok_or_else(not_connected)
+    }
+
+    /// Connects: opens the socket (TLS included), sends CONNECT and returns
+    /// once the broker accepted it (SPEC 1.3).
+    ///
+    /// Network errors and CONNACK timeouts are retried as the
+    /// [`ReconnectConfig`](crate::ReconnectConfig) says; a refusal
+    /// ([`Error::Connect`]) is returned at once. Invalid options fail here,
+    /// before any I/O. Calling it while connected does nothing; while a
+    /// connection is being made, it waits for that one. Must run inside a
+    /// tokio runtime. Dropping the future does not stop the attempts: use
+    /// [`disconnect`](Self::disconnect).
+    pub async fn connect(&self) -> Result<()> {
+        let config = match &self.shared.config {
+            Ok(config) => config.clone(),
+            Err(error) => return Err(error.duplicate()),
+        };
+        let first = {
+            let mut link = self
+                .shared
+                .link
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match link.as_ref().filter(|link| !link.commands.is_closed()) {
+                Some(_) => None,
+                None => {
+                    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                        Error::invalid("connect() must be called within a tokio runtime")
+                    })?;
+                    let (commands, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+                    let (control, control_rx) = mpsc::unbounded_channel();
+                    let (first_tx, first_rx) = oneshot::channel();
+                    let mut generation = 0;
+                    self.shared.status.send_modify(|status| {
+                        status.generation += 1;
+                        generation = status.generation;
+                        status.state = ConnectionState::Connecting;
+                        status.stop_error = None;
+                    });
+                    let parts = DriverParts {
+                        options: Arc::clone(&self.shared.options),
+                        config,
+                        status: Arc::clone(&self.shared.status),
+                        commands: command_rx,
+                        control_rx,
+                        control: control.clone(),
+                        reply_topic: self.shared.reply_topic.clone(),
+                        generation,
+                    };
+                    let driver = match driver::Driver::new(parts, first_tx) {
+                        Ok(driver) => driver,
+                        Err(error) => {
+                            self.shared.status.send_modify(|status| {
+                                status.state = ConnectionState::Disconnected;
+                            });
+                            return Err(error);
+                        }
+                    };
+                    runtime.spawn(driver.run());
+                    *link = Some(Link { commands, control });
+                    Some(first_rx)
+                }
+            }
+        };
+        match first {
+            Some(first) => first
+                .await
+                .unwrap_or_else(|_| Err(Error::disconnected("the connection task ended"))),
+            None => self.wait_connected().await,
+        }
+    }
+
+    /// Waits until the running driver is connected, or has stopped.
+    async fn wait_connected(&self) -> Result<()> {
+        let mut status = self.shared.status.subscribe();
+        let result = status
+            .wait_for(|status| {
+                matches!(
+                    status.state,
+                    ConnectionState::Connected | ConnectionState::Disconnected
+                )
+            })
+            .await
+            .map(|status| (status.state, status.stop_error.clone()));
+        match result {
+            Ok((ConnectionState::Connected, _)) => Ok(()),
+            Ok((_, Some(error))) => Err(error.duplicate()),
+            _ => Err(not_connected()),
+        }
+    }
+
+    /// Sends DISCONNECT and closes the socket. Pending calls fail with
+    /// [`Error::Disconnected`], subscriptions end. Safe when the connection
+    /// is already lost, and twice.
+    pub async fn disconnect(&self) -> Result<()> {
+        self.disconnect_packet(Disconnect::default()).await
+    }
+
+    async fn disconnect_packet(&self, disconnect: Disconnect) -> Result<()> {
+        let Some(link) = self.shared.link() else {
+            return Ok(());
+        };
+        match link
+            .call(|reply| Command::Disconnect { disconnect, reply })
+            .await
+        {
+            Err(Error::Disconnected { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// What the broker said in the CONNACK of the current (or last)
+    /// connection; `None` before the first.
+    pub fn connection_info(&self) -> Option<ConnectionInfo> {
+        self.shared.status.borrow().info.clone()
+    }
+
+    /// Where the client stands.
+    pub fn state(&self) -> ConnectionState {
+        self.shared.status.borrow().state
+    }
+
+    /// Waits until the client stops running and returns why: `None` after
+    /// [`disconnect`](Self::disconnect), the error otherwise (for example the
+    /// last one when reconnecting gave up). Returns at once when the client
+    /// is not running.
+    pub async fn stopped(&self) -> Option<Error> {
+        let mut status = self.shared.status.subscribe();
+        let stopped = status
+            .wait_for(|status| status.state == ConnectionState::Disconnected)
+            .await
+            .ok()
+            .and_then(|status| status.stop_error.clone());
+        stopped.map(|error| error.duplicate())
+    }
+
+    /// Sends PINGREQ and returns the round-trip time once PINGRESP arrives
+    /// (SPEC 1.3); [`Error::Timeout`] after `timeout` (SPEC default:
+    /// [`DEFAULT_PING_TIMEOUT`]). Concurrent pings are fine.
+    pub async fn ping(&self, timeout: Duration) -> Result<Duration> {
+        let link = self.link()?;
+        let started = tokio::time::Instant::now();
+        match tokio::time::timeout(timeout, link.call(|reply| Command::Ping { reply })).await {
+            Ok(result) => result.map(|()| started.elapsed()),
+            Err(_) => Err(Error::Timeout {
+                what: "PINGRESP",
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Publishes `payload` to `topic` (SPEC 1.4). Set `.qos()`, `.retain()`
+    /// (and on 5.0 `.properties()`), then `.await`:
+    ///
+    /// - QoS 0 completes once the packet is queued for the socket;
+    /// - QoS 1 on PUBACK, QoS 2 on PUBCOMP. A QoS 1/2 publish made while the
+    ///   client reconnects waits for the connection; one in flight when the
+    ///   connection dropped is sent again if the broker resumes the session.
+    ///
+    /// Refused before any I/O: an invalid topic ([`Error::InvalidTopic`]),
+    /// QoS above the broker's maximum ([`Error::QoSExceeded`]), retain when the
+    /// broker has none ([`Error::RetainNotAvailable`]), a packet larger than the
+    /// broker accepts ([`Error::PacketTooLarge`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: zmqtt::Client<zmqtt::V311>) -> zmqtt::Result<()> {
+    /// use zmqtt::QoS;
+    /// client.publish("sensors/1", "21.5").qos(QoS::AtLeastOnce).retain(true).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn publish(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+    ) -> PublishBuilder<'_, V> {
+        PublishBuilder {
+            client: self,
+            publish: Publish {
+                topic: topic.into(),
+                payload: payload.into(),
+                ..Publish::default()
+            },
+        }
+    }
+
+    /// Subscribes to one or more topic filters (SPEC 1.7). Set the options,
+    /// then `.await` for a [`Subscription`] once the broker granted them.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: zmqtt::Client<zmqtt::V311>) -> zmqtt::Result<()> {
+    /// use zmqtt::QoS;
+    /// let mut sub = client.subscribe(["sensors/+/temp", "alerts/#"]).qos(QoS::AtLeastOnce).await?;
+    /// while let Some(message) = sub.recv().await {
+    ///     println!("{}: {} bytes", message.topic, message.payload.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe<S: Into<String>>(
+        &self,
+        filters: impl IntoIterator<Item = S>,
+    ) -> SubscribeBuilder<'_, V> {
+        SubscribeBuilder {
+            client: self,
+            filters: filters.into_iter().map(Into::into).collect(),
+            options: SubscriptionOptions::default(),
+            properties: SubscribeProperties::default(),
+            auto_ack: true,
+            receive_buffer_size: 1000,
+        }
+    }
+}
+
+impl Client<V5> {
+    /// Sends one AUTH packet (reason 0x18, Continue authentication) with this
+    /// method and data (SPEC 1.9). The client must have been built with
+    /// [`ClientBuilder::authentication`](crate::ClientBuilder::authentication).
+    pub async fn auth(&self, method: impl Into<String>, data: Option<Bytes>) -> Result<()> {
+        let auth = Auth {
+            reason_code: ReasonCode::CONTINUE_AUTHENTICATION,
+            properties: AuthProperties {
+                authentication_method: Some(method.into()),
+                authentication_data: data,
+                ..AuthProperties::default()
+            },
+        };
+        self.link()?
+            .call(|reply| Command::Auth { auth, reply })
+            .await
+    }
+
+    /// Sends a request and waits for its reply (SPEC 1.9): subscribes to the
+    /// response topic, publishes with Response Topic and Correlation Data, and
+    /// returns the first message on that topic carrying that correlation data.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: zmqtt::Client<zmqtt::V5>) -> zmqtt::Result<()> {
+    /// use std::time::Duration;
+    /// let reply = client.request("services/time", "now").timeout(Duration::from_secs(5)).await?;
+    /// println!("{:?}", reply.payload_str());
+    /// # Ok(()) }
+    /// ```
+    pub fn request(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+    ) -> RequestBuilder<'_> {
+        RequestBuilder::new(self, topic.into(), payload.into())
+    }
+
+    /// Like [`disconnect`](Client::disconnect), with a 5.0 reason code (e.g.
+    /// 0x04 to have the broker publish the Will) and properties.
+    pub async fn disconnect_with(
+        &self,
+        reason_code: ReasonCode,
+        properties: DisconnectProperties,
+    ) -> Result<()> {
+        self.disconnect_packet(Disconnect {
+            reason_code,
+            properties,
+        })
+        .await
+    }
+}
+
+/// A publish being prepared; made by [`Client::publish`]. `.await` it.
+#[must_use = "a publish does nothing until awaited"]
+pub struct PublishBuilder<'a, V> {
+    client: &'a Client<V>,
+    publish: Publish,
+}
+
+impl<V: Protocol> fmt::Debug for PublishBuilder<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishBuilder")
+            .field("topic", &self.publish.topic)
+            .field("payload_len", &self.publish.payload.len())
+            .field("qos", &self.publish.qos)
+            .field("retain", &self.publish.retain)
+            .finish()
+    }
+}
+
+impl<V: Protocol> PublishBuilder<'_, V> {
+    /// Quality of service (default [`QoS::AtMostOnce`]).
+    pub fn qos(mut self, qos: QoS) -> Self {
+        self.publish.qos = qos;
+        self
+    }
+
+    /// Asks the broker to retain the message (default false).
+    pub fn retain(mut self, retain: bool) -> Self {
+        self.publish.retain = retain;
+        self
+    }
+}
+
+impl PublishBuilder<'_, V5> {
+    /// 5.0 PUBLISH properties (expiry, content type, response topic, …).
+    pub fn properties(mut self, properties: PublishProperties) -> Self {
+        self.publish.properties = properties;
+        self
+    }
+}
+
+impl<'a, V: Protocol> IntoFuture for PublishBuilder<'a, V> {
+    type Output = Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(publish(self.client.shared(), self.publish))
+    }
+}
+
+/// Checks a publish locally, then hands it to the driver and waits for its end.
+pub(crate) async fn publish(shared: &Shared, publish: Publish) -> Result<()> {
+    let alias_only = publish.topic.is_empty() && publish.properties.topic_alias.is_some();
+    if !alias_only {
+        zmqtt_proto::topic::validate_topic_name(&publish.topic)?;
+    }
+    let link = shared.link().ok_or_else(not_connected)?;
+    let slot = match publish.qos {
+        QoS::AtMostOnce => None,
+        QoS::AtLeastOnce | QoS::ExactlyOnce => Some(
+            Arc::clone(&shared.publish_slots)
+                .acquire_owned()
+                .await
+                .map_err(|_| not_connected())?,
+        ),
+    };
+    link.call(|reply| Command::Publish {
+        publish,
+        reply,
+        slot,
+    })
+    .await
+}
+
+/// A subscription being prepared; made by [`Client::subscribe`]. `.await` it.
+#[must_use = "a subscription does nothing until awaited"]
+pub struct SubscribeBuilder<'a, V> {
+    client: &'a Client<V>,
+    filters: Vec<String>,
+    options: SubscriptionOptions,
+    properties: SubscribeProperties,
+    auto_ack: bool,
+    receive_buffer_size: usize,
+}
+
+impl<V: Protocol> fmt::Debug for SubscribeBuilder<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscribeBuilder")
+            .field("filters", &self.filters)
+            .field("options", &self.options)
+            .field("properties", &self.properties)
+            .field("auto_ack", &self.auto_ack)
+            .field("receive_buffer_size", &self.receive_buffer_size)
+            .finish()
+    }
+}
+
+impl<V: Protocol> SubscribeBuilder<'_, V> {
+    /// The maximum QoS to receive with (default [`QoS::AtMostOnce`]).
+    pub fn qos(mut self, qos: QoS) -> Self {
+        self.options.qos = qos;
+        self
+    }
+
+    /// Acknowledge messages before handing them out (default true). With
+    /// false, PUBACK / PUBREC waits for [`Message::ack`](crate::Message::ack).
+    pub fn auto_ack(mut self, auto_ack: bool) -> Self {
+        self.auto_ack = auto_ack;
+        self
+    }
+
+    /// At most this many messages wait in the subscription (default 1000;
+    /// 0 = unbounded). When full, the client stops reading the socket.
+    pub fn receive_buffer_size(mut self, messages: usize) -> Self {
+        self.receive_buffer_size = messages;
+        self
+    }
+}
+
+impl SubscribeBuilder<'_, V5> {
+    /// 5.0 No Local: do not receive our own publishes.
+    pub fn no_local(mut self, no_local: bool) -> Self {
+        self.options.no_local = no_local;
+        self
+    }
+
+    /// 5.0 Retain As Published: keep the RETAIN flag as the publisher set it.
+    pub fn retain_as_published(mut self, retain_as_published: bool) -> Self {
+        self.options.retain_as_published = retain_as_published;
+        self
+    }
+
+    /// 5.0 Retain Handling: when retained messages are sent.
+    pub fn retain_handling(mut self, retain_handling: RetainHandling) -> Self {
+        self.options.retain_handling = retain_handling;
+        self
+    }
+
+    /// 5.0 Subscription Identifier (1..=268435455); messages carrying it are
+    /// routed to this subscription first.
+    pub fn subscription_identifier(mut self, identifier: u32) -> Self {
+        self.properties.subscription_identifier = Some(identifier);
+        self
+    }
+
+    /// Adds a SUBSCRIBE user property.
+    pub fn user_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties
+            .user_properties
+            .push((name.into(), value.into()));
+        self
+    }
+}
+
+impl<'a, V: Protocol> IntoFuture for SubscribeBuilder<'a, V> {
+    type Output = Result<Subscription>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Subscription>> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            if self.filters.is_empty() {
+                return Err(Error::invalid("subscribe needs at least one topic filter"));
+            }
+            for filter in &self.filters {
+                zmqtt_proto::topic::validate_topic_filter(filter)?;
+            }
+            if let Some(identifier) = self.properties.subscription_identifier {
+                if !(1..=268_435_455).contains(&identifier) {
+                    return Err(Error::invalid(
+                        "subscription_identifier must be in 1..=268435455",
+                    ));
+                }
+            }
+            let spec = SubscribeSpec {
+                filters: self
+                    .filters
+                    .iter()
+                    .map(|filter| SubscribeFilter {
+                        filter: filter.clone(),
+                        options: self.options,
+                    })
+                    .collect(),
+                properties: self.properties,
+                auto_ack: self.auto_ack,
+                receive_buffer_size: self.receive_buffer_size,
+            };
+            let link = self.client.link()?;
+            let subscribed = link
+                .call(|reply| Command::Subscribe { spec, reply })
+                .await?;
+            Ok(Subscription::new(
+                subscribed,
+                self.filters,
+                link,
+                Arc::clone(&self.client.shared.status),
+            ))
+        })
+    }
+}
+
+/// `n` random bytes from the operating system (a time-based fallback if it
+/// has none).
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    if getrandom::fill(&mut bytes).is_err() {
+        use std::hash::{BuildHasher, Hasher};
+        let state = std::collections::hash_map::RandomState::new();
+        for (index, chunk) in bytes.chunks_mut(8).enumerate() {
+            let mut hasher = state.build_hasher();
+            hasher.write_usize(index);
+            if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+                hasher.write_u128(since.as_nanos());
+            }
+            let value = hasher.finish().to_le_bytes();
+            for (slot, byte) in chunk.iter_mut().zip(value) {
+                *slot = byte;
+            }
+        }
+    }
+    bytes
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}

@@ -1,0 +1,137 @@
+//! What handles send to the driver task.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use zmqtt_proto::session::AckToken;
+use zmqtt_proto::{
+    Auth, Disconnect, Publish, ReasonCode, SubscribeFilter, SubscribeProperties,
+    UnsubscribeProperties,
+};
+
+use crate::error::Result;
+use crate::message::Message;
+use crate::subscription::UnsubscribeResult;
+
+/// Names one subscription inside a driver (registration order).
+pub(crate) type SubKey = u64;
+
+/// A pending `request()`: its response topic and correlation data.
+pub(crate) type RequestKey = (String, Bytes);
+
+/// Calls that need an answer, over the bounded command channel.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish {
+        publish: Publish,
+        reply: oneshot::Sender<Result<()>>,
+        /// QoS 1/2: held until the publish completes (bounds pending publishes).
+        slot: Option<OwnedSemaphorePermit>,
+    },
+    Subscribe {
+        spec: SubscribeSpec,
+        reply: oneshot::Sender<Result<Subscribed>>,
+    },
+    Unsubscribe {
+        key: SubKey,
+        properties: UnsubscribeProperties,
+        reply: oneshot::Sender<Result<UnsubscribeResult>>,
+    },
+    Ping {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Request {
+        publish: Publish,
+        key: RequestKey,
+        reply: oneshot::Sender<Result<Message>>,
+    },
+    Auth {
+        auth: Auth,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Disconnect {
+        disconnect: Disconnect,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// Fire-and-forget notices, over an unbounded channel so that `Drop` impls can
+/// send them. Their number is bounded by the live handles that send them.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Ack(AckToken),
+    Abandon(AckToken),
+    /// Stop local delivery of a subscription without UNSUBSCRIBE.
+    Detach(SubKey),
+    /// A `request()` gave up (timeout, cancelled).
+    CancelRequest(RequestKey),
+}
+
+/// What a `subscribe()` asks for.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscribeSpec {
+    pub filters: Vec<SubscribeFilter>,
+    pub properties: SubscribeProperties,
+    pub auto_ack: bool,
+    /// 0 = unbounded.
+    pub receive_buffer_size: usize,
+}
+
+/// The answer to a successful subscribe.
+#[derive(Debug)]
+pub(crate) struct Subscribed {
+    pub key: SubKey,
+    pub queue: QueueRx,
+    pub granted: Vec<ReasonCode>,
+}
+
+/// The sending side of a subscription's queue (driver).
+#[derive(Debug, Clone)]
+pub(crate) enum QueueTx {
+    Bounded(mpsc::Sender<Message>),
+    Unbounded(mpsc::UnboundedSender<Message>),
+}
+
+/// The receiving side of a subscription's queue (the `Subscription`).
+#[derive(Debug)]
+pub(crate) enum QueueRx {
+    Bounded(mpsc::Receiver<Message>),
+    Unbounded(mpsc::UnboundedReceiver<Message>),
+}
+
+/// A subscription queue of `capacity` messages (0 = unbounded).
+pub(crate) fn queue(capacity: usize) -> (QueueTx, QueueRx) {
+    if capacity == 0 {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (QueueTx::Unbounded(tx), QueueRx::Unbounded(rx))
+    } else {
+        let (tx, rx) = mpsc::channel(capacity.min(tokio::sync::Semaphore::MAX_PERMITS));
+        (QueueTx::Bounded(tx), QueueRx::Bounded(rx))
+    }
+}
+
+/// Whether a queue can take a message now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    Yes,
+    Full,
+    Closed,
+}
+
+impl QueueTx {
+    pub(crate) fn room(&self) -> Room {
+        match self {
+            QueueTx::Bounded(tx) if tx.is_closed() => Room::Closed,
+            QueueTx::Bounded(tx) if tx.capacity() == 0 => Room::Full,
+            QueueTx::Unbounded(tx) if tx.is_closed() => Room::Closed,
+            _ => Room::Yes,
+        }
+    }
+
+    /// Puts a message in a queue that has room (checked with `room`).
+    pub(crate) fn push(&self, message: Message) -> bool {
+        match self {
+            QueueTx::Bounded(tx) => tx.try_send(message).is_ok(),
+            QueueTx::Unbounded(tx) => tx.send(message).is_ok(),
+        }
+    }
+}

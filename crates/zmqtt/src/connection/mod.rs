@@ -1,0 +1,7 @@
+//! Everything that touches the network: transport, the driver task, reconnects.
+
+pub(crate) mod command;
+pub(crate) mod driver;
+pub(crate) mod mapping;
+pub mod reconnect;
+pub(crate) mod transport;
