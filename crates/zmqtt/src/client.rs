@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use zmqtt_proto::session::SessionConfig;
 use zmqtt_proto::{
-    Auth, AuthProperties, ConnAckProperties, Disconnect, DisconnectProperties, Publish,
+    Auth, AuthProperties, ConnAckProperties, Disconnect, DisconnectProperties, Packet, Publish,
     PublishProperties, QoS, ReasonCode, RetainHandling, SubscribeFilter, SubscribeProperties,
     SubscriptionOptions,
 };
@@ -239,7 +240,10 @@ impl<V: Protocol> Client<V> {
                     let (control, control_rx) = mpsc::unbounded_channel();
                     let (first_tx, first_rx) = oneshot::channel();
                     let mut generation = 0;
+                    let mut connections_before = 0;
                     self.shared.status.send_modify(|status| {
+                        connections_before =
+                            status.info.as_ref().map_or(0, |info| info.connection_id);
                         status.generation += 1;
                         generation = status.generation;
                         status.state = ConnectionState::Connecting;
@@ -254,6 +258,7 @@ impl<V: Protocol> Client<V> {
                         control: control.clone(),
                         reply_topic: self.shared.reply_topic.clone(),
                         generation,
+                        connections_before,
                     };
                     let driver = match driver::Driver::new(parts, first_tx) {
                         Ok(driver) => driver,
@@ -312,6 +317,22 @@ impl<V: Protocol> Client<V> {
             .call(|reply| Command::Disconnect { disconnect, reply })
             .await
         {
+            Err(Error::Disconnected { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Drops the current connection as if it had been lost (no DISCONNECT is
+    /// sent, so the broker publishes the Will): the client reconnects as its
+    /// [`ReconnectConfig`](crate::ReconnectConfig) says and subscribes every
+    /// live [`Subscription`] again. For a connection that still answers pings
+    /// but no longer delivers. Returns once the old connection is closed;
+    /// does nothing when not connected.
+    pub async fn reset(&self) -> Result<()> {
+        let Some(link) = self.shared.link() else {
+            return Ok(());
+        };
+        match link.call(|reply| Command::Reset { reply }).await {
             Err(Error::Disconnected { .. }) => Ok(()),
             other => other,
         }
@@ -502,6 +523,50 @@ impl<V: Protocol> PublishBuilder<'_, V> {
     }
 }
 
+impl<V: Protocol> PublishBuilder<'_, V> {
+    /// Queues a QoS 0 publish for the socket without waiting: the fast path
+    /// for fire-and-forget messages (no task, no answer to wait for).
+    ///
+    /// Checks what `.await` checks first (the topic, the broker's Retain
+    /// Available and Maximum Packet Size). `Ok(true)`: queued. `Ok(false)`:
+    /// the client's command queue is full; `.await` a publish instead, which
+    /// waits for room. Fails with [`Error::Disconnected`] unless connected
+    /// (also while reconnecting) and with [`Error::InvalidArgument`] for QoS
+    /// 1/2, whose outcome must be awaited.
+    ///
+    /// ```no_run
+    /// # fn demo(client: &zmqtt::Client<zmqtt::V311>) -> zmqtt::Result<()> {
+    /// if !client.publish("metrics/cpu", "0.7").try_send()? {
+    ///     // Queue full: fall back to `client.publish(...).await`.
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send(self) -> Result<bool> {
+        if self.publish.qos != QoS::AtMostOnce {
+            return Err(Error::invalid(
+                "try_send() queues QoS 0 publishes only; await a QoS 1 or 2 publish",
+            ));
+        }
+        let shared = self.client.shared();
+        let publish = check_publish(shared, self.publish)?;
+        if shared.status.borrow().state != ConnectionState::Connected {
+            return Err(not_connected());
+        }
+        let link = shared.link().ok_or_else(not_connected)?;
+        // Nobody waits for the answer of a QoS 0 publish that was checked above.
+        let (reply, _) = oneshot::channel();
+        match link.commands.try_send(Command::Publish {
+            publish,
+            reply,
+            slot: None,
+        }) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(TrySendError::Closed(_)) => Err(not_connected()),
+        }
+    }
+}
+
 impl PublishBuilder<'_, V5> {
     /// 5.0 PUBLISH properties (expiry, content type, response topic, …).
     pub fn properties(mut self, properties: PublishProperties) -> Self {
@@ -521,10 +586,7 @@ impl<'a, V: Protocol> IntoFuture for PublishBuilder<'a, V> {
 
 /// Checks a publish locally, then hands it to the driver and waits for its end.
 pub(crate) async fn publish(shared: &Shared, publish: Publish) -> Result<()> {
-    let alias_only = publish.topic.is_empty() && publish.properties.topic_alias.is_some();
-    if !alias_only {
-        zmqtt_proto::topic::validate_topic_name(&publish.topic)?;
-    }
+    let publish = check_publish(shared, publish)?;
     let link = shared.link().ok_or_else(not_connected)?;
     let slot = match publish.qos {
         QoS::AtMostOnce => None,
@@ -541,6 +603,53 @@ pub(crate) async fn publish(shared: &Shared, publish: Publish) -> Result<()> {
         slot,
     })
     .await
+}
+
+/// Refuses locally, before anything is queued, a publish that cannot go out:
+/// an invalid topic, and what the broker of the current connection said it
+/// does not take (QoS above its Maximum QoS, retain without Retain
+/// Available, a packet above its Maximum Packet Size). Nothing about the
+/// broker is known while not connected; the engine checks again on sending.
+fn check_publish(shared: &Shared, mut publish: Publish) -> Result<Publish> {
+    let alias_only = publish.topic.is_empty() && publish.properties.topic_alias.is_some();
+    if !alias_only {
+        zmqtt_proto::topic::validate_topic_name(&publish.topic)?;
+    }
+    let maximum_packet_size = {
+        let status = shared.status.borrow();
+        let info = match (&status.state, &status.info) {
+            (ConnectionState::Connected, Some(info)) => info,
+            _ => return Ok(publish),
+        };
+        if publish.qos > info.maximum_qos {
+            return Err(Error::QoSExceeded {
+                requested: publish.qos,
+                maximum: info.maximum_qos,
+            });
+        }
+        if publish.retain && !info.retain_available {
+            return Err(Error::RetainNotAvailable);
+        }
+        info.maximum_packet_size
+    };
+    let (Some(maximum), false, Ok(config)) = (maximum_packet_size, alias_only, &shared.config)
+    else {
+        return Ok(publish);
+    };
+    // Measured as sent: a QoS 1/2 packet carries a (two-byte) packet id.
+    let packet_id = publish.packet_id;
+    publish.packet_id = (publish.qos != QoS::AtMostOnce).then_some(1);
+    let packet = Packet::Publish(publish);
+    let size = zmqtt_proto::codec::encoded_len(&packet, config.protocol);
+    let Packet::Publish(mut publish) = packet else {
+        return Err(Error::invalid("a publish could not be measured"));
+    };
+    publish.packet_id = packet_id;
+    match size {
+        Ok(size) if size > maximum as usize => Err(Error::PacketTooLarge { size, maximum }),
+        // An encoding problem is reported by the engine, in its words.
+        _ => Ok(publish),
+    }
 }
 
 /// A subscription being prepared; made by [`Client::subscribe`]. `.await` it.

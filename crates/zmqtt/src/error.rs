@@ -138,11 +138,27 @@ impl Error {
         ) && !self.is_tls_verification_failure()
     }
 
+    /// The server's certificate did not verify, or the server rejected ours:
+    /// trying again cannot help.
     fn is_tls_verification_failure(&self) -> bool {
+        use rustls::AlertDescription as Alert;
         matches!(
             self,
             Error::Tls {
-                source: Some(rustls::Error::InvalidCertificate(_)),
+                source: Some(
+                    rustls::Error::InvalidCertificate(_)
+                        | rustls::Error::NoCertificatesPresented
+                        | rustls::Error::AlertReceived(
+                            Alert::CertificateRequired
+                                | Alert::BadCertificate
+                                | Alert::UnsupportedCertificate
+                                | Alert::CertificateRevoked
+                                | Alert::CertificateExpired
+                                | Alert::CertificateUnknown
+                                | Alert::UnknownCA
+                                | Alert::AccessDenied
+                        )
+                ),
                 ..
             }
         )

@@ -134,3 +134,15 @@ mod tests {
         assert!(!topic_matches("$queue/a", "a", &[] as &[&str]));
     }
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/connecting.md")]
+pub struct ConnectingGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/publishing.md")]
+pub struct PublishingGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/subscribing.md")]
+pub struct SubscribingGuide;

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use zmqtt_proto::session::AckToken;
 use zmqtt_proto::{PublishProperties, QoS};
 
+use crate::client::{ConnectionState, Status};
 use crate::connection::command::Control;
 use crate::error::{Error, Result};
 
@@ -62,7 +63,8 @@ impl Message {
     /// this connection: it sends nothing, no longer holds back later
     /// acknowledgements, and the broker sends it again on a resumed session.
     ///
-    /// Fails with [`Error::Disconnected`] only when the client has stopped.
+    /// Fails with [`Error::Disconnected`] when the connection the message
+    /// arrived on is gone (the broker sends it again on a resumed session).
     pub async fn ack(&self) -> Result<()> {
         match &self.ack {
             Some(pending) => pending.ack(),
@@ -97,18 +99,45 @@ pub(crate) struct PendingAck {
     token: AckToken,
     done: AtomicBool,
     control: mpsc::UnboundedSender<Control>,
+    status: Arc<watch::Sender<Status>>,
+    /// The connection the message arrived on: its token is good there only.
+    connection_id: u64,
 }
 
 impl PendingAck {
-    pub(crate) fn new(token: AckToken, control: mpsc::UnboundedSender<Control>) -> Arc<Self> {
+    pub(crate) fn new(
+        token: AckToken,
+        control: mpsc::UnboundedSender<Control>,
+        status: Arc<watch::Sender<Status>>,
+        connection_id: u64,
+    ) -> Arc<Self> {
         Arc::new(PendingAck {
             token,
             done: AtomicBool::new(false),
             control,
+            status,
+            connection_id,
         })
     }
 
     fn ack(&self) -> Result<()> {
+        if self.done.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let same_connection = {
+            let status = self.status.borrow();
+            status.state == ConnectionState::Connected
+                && status
+                    .info
+                    .as_ref()
+                    .is_some_and(|info| info.connection_id == self.connection_id)
+        };
+        if !same_connection {
+            return Err(Error::disconnected(
+                "the connection this message arrived on is gone; \
+                 the broker sends it again on a resumed session",
+            ));
+        }
         if self.done.swap(true, Ordering::AcqRel) {
             return Ok(());
         }

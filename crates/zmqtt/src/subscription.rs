@@ -110,6 +110,17 @@ impl Subscription {
         self.len() == 0
     }
 
+    /// Whether the subscription has ended and its queue is drained, so that
+    /// [`recv`](Self::recv) would return `None` at once ([`error`](Self::error)
+    /// then says why). Never waits; with [`try_recv`](Self::try_recv) it tells
+    /// "nothing yet" from "nothing ever again".
+    pub fn is_finished(&self) -> bool {
+        match &self.queue {
+            QueueRx::Bounded(rx) => rx.is_closed() && rx.is_empty(),
+            QueueRx::Unbounded(rx) => rx.is_closed() && rx.is_empty(),
+        }
+    }
+
     /// The topic filters, as given.
     pub fn filters(&self) -> &[String] {
         &self.filters
@@ -121,10 +132,10 @@ impl Subscription {
     }
 
     /// Why the client stopped, once [`recv`](Self::recv) has returned `None`
-    /// because of a failure (`None` before that, and after a plain
-    /// `disconnect()`).
+    /// (or [`is_finished`](Self::is_finished) is true) because of a failure
+    /// (`None` before that, and after a plain `disconnect()`).
     pub fn error(&self) -> Option<Error> {
-        if !self.ended {
+        if !self.ended && !self.is_finished() {
             return None;
         }
         let status = self.status.borrow();

@@ -486,7 +486,11 @@ fn system_roots() -> Result<Arc<SystemRoots>> {
         });
     }
     for error in &loaded.errors {
-        tracing::debug!(%error, "some system root certificates could not be loaded");
+        tracing::debug!(
+            target: "zmqtt::client",
+            %error,
+            "some system root certificates could not be loaded"
+        );
     }
     let roots = Arc::new(SystemRoots { roots: store.roots });
     *cache = Some(Arc::clone(&roots));
@@ -545,9 +549,10 @@ fn certificate_message(error: &CertificateError, server_name: &str) -> String {
             if presented.is_empty() {
                 format!("certificate is not valid for name '{server_name}'")
             } else {
+                let names: Vec<&str> = presented.iter().map(|name| plain_name(name)).collect();
                 format!(
                     "certificate is not valid for name '{server_name}' (it is for {})",
-                    presented.join(", ")
+                    names.join(", ")
                 )
             }
         }
@@ -563,6 +568,16 @@ fn certificate_message(error: &CertificateError, server_name: &str) -> String {
         }
         other => format!("certificate rejected: {other}"),
     }
+}
+
+/// A name of a certificate as rustls reports it (`DnsName("host")`,
+/// `IpAddress(127.0.0.1)`) without the wrapping: `host`, `127.0.0.1`.
+fn plain_name(presented: &str) -> &str {
+    presented
+        .find('(')
+        .filter(|_| presented.ends_with(')'))
+        .and_then(|open| presented.get(open + 1..presented.len() - 1))
+        .map_or(presented, |inner| inner.trim_matches('"'))
 }
 
 fn alert_message(alert: AlertDescription) -> String {

@@ -208,8 +208,8 @@ async fn disconnect_is_safe_twice_and_calls_then_fail() {
     step(client.connect()).await.unwrap();
     assert_eq!(
         client.connection_info().unwrap().connection_id,
-        1,
-        "a new session"
+        2,
+        "connection ids count per client, across connect() calls (SPEC 1.3)"
     );
     step(client.disconnect()).await.unwrap();
 }

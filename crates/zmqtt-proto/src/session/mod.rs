@@ -240,6 +240,8 @@ pub struct ClientSession {
     negotiated: Option<Negotiated>,
 
     last_sent: Option<Instant>,
+    /// When the last packet arrived on this connection.
+    last_received: Option<Instant>,
     connect_deadline: Option<Instant>,
     ping_timeout: Option<Duration>,
     pings: VecDeque<PendingPing>,
@@ -285,6 +287,7 @@ impl ClientSession {
             events: VecDeque::new(),
             negotiated: None,
             last_sent: None,
+            last_received: None,
             connect_deadline: None,
             ping_timeout: None,
             pings: VecDeque::new(),
@@ -401,8 +404,16 @@ impl ClientSession {
         if keep_alive == 0 {
             return None;
         }
-        self.last_sent?
-            .checked_add(Duration::from_secs(u64::from(keep_alive)))
+        // Ping when either direction has been idle for keep_alive: MQTT-3.1.2-23
+        // requires it for our sending side, and a broker that went silent while
+        // we keep publishing is only noticed through a PINGRESP that never comes.
+        // With a ping already outstanding, its timeout is the watch.
+        let sent = self.last_sent?;
+        let idle_since = match self.last_received {
+            Some(received) if self.pings.is_empty() => sent.min(received),
+            _ => sent,
+        };
+        idle_since.checked_add(Duration::from_secs(u64::from(keep_alive)))
     }
 
     fn ping_deadline(&self) -> Option<Instant> {
@@ -432,6 +443,7 @@ impl ClientSession {
         self.state = SessionState::Connecting;
         self.negotiated = None;
         self.ping_timeout = None;
+        self.last_received = None;
         self.connect_deadline = self
             .config
             .connect_timeout
@@ -523,7 +535,10 @@ impl ClientSession {
         let max = self.config.maximum_packet_size();
         while self.is_live() {
             match codec::decode(buf, self.config.protocol, max) {
-                Ok(Some(packet)) => self.handle_packet(now, packet),
+                Ok(Some(packet)) => {
+                    self.last_received = Some(now);
+                    self.handle_packet(now, packet);
+                }
                 Ok(None) => break,
                 Err(error) => {
                     self.close_on_decode_error(error);

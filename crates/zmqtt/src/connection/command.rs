@@ -52,6 +52,10 @@ pub(crate) enum Command {
         disconnect: Disconnect,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Drop the connection as if it were lost; answered once it is closed.
+    Reset {
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// Fire-and-forget notices, over an unbounded channel so that `Drop` impls can

@@ -25,7 +25,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
 use tracing::{debug, info, trace, warn, Instrument};
 use zmqtt_proto::session::{
-    AckToken, ClientSession, CloseReason, Event, RequestId, SessionConfig, SessionState,
+    AckToken, ClientSession, CloseReason, Event, RequestError, RequestId, SessionConfig,
+    SessionState,
 };
 use zmqtt_proto::{
     Auth, ConnAck, Disconnect, ProtocolVersion, Publish, QoS, RetainHandling, SubAck,
@@ -65,6 +66,9 @@ pub(crate) struct DriverParts {
     pub reply_topic: String,
     /// The status generation this driver owns.
     pub generation: u64,
+    /// Connections of the client's earlier runs: `connection_id` keeps
+    /// counting across `connect()` calls.
+    pub connections_before: u64,
 }
 
 /// One subscription as the driver knows it.
@@ -190,6 +194,11 @@ pub(crate) struct Driver {
     /// `disconnect()` was called or every handle is gone.
     stop_requested: bool,
     disconnect_reply: Option<oneshot::Sender<Result<()>>>,
+    /// `reset()` callers, answered once the connection they dropped is closed.
+    reset_replies: Vec<oneshot::Sender<Result<()>>>,
+    connections_before: u64,
+    /// `connection_id` of the current (or last) connection.
+    connection_id: u64,
 }
 
 fn now() -> Instant {
@@ -236,6 +245,9 @@ impl Driver {
             refusal: None,
             stop_requested: false,
             disconnect_reply: None,
+            reset_replies: Vec::new(),
+            connections_before: parts.connections_before,
+            connection_id: 0,
             options: parts.options,
         })
     }
@@ -415,6 +427,10 @@ impl Driver {
                 self.stop_requested = true;
                 self.disconnect_reply = Some(reply);
             }
+            // Nothing to drop.
+            Command::Reset { reply } => {
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 
@@ -549,7 +565,15 @@ impl Driver {
             ),
             (None, None, None) => Error::disconnected("connection closed"),
         };
+        let reset = !self.reset_replies.is_empty();
+        for reply in self.reset_replies.drain(..) {
+            let _ = reply.send(Ok(()));
+        }
         let error = match error {
+            Error::Disconnected { reason_code, .. } if reset => Error::Disconnected {
+                reason: "reset() dropped the connection".into(),
+                reason_code,
+            },
             Error::Disconnected {
                 reason,
                 reason_code,
@@ -572,7 +596,23 @@ impl Driver {
             None => "disconnect() was called".to_owned(),
             Some(error) => format!("the client stopped: {error}"),
         };
-        let stopped = || Error::disconnected(reason.clone());
+        // A broker's 5.0 DISCONNECT reason code stays available to every
+        // waiter, not only in the text.
+        let reason_code = match &error {
+            Some(Error::Disconnected { reason_code, .. }) => *reason_code,
+            _ => None,
+        };
+        let stopped = || Error::Disconnected {
+            reason: reason.clone(),
+            reason_code,
+        };
+        // The status first: whoever sees a call fail or a subscription end
+        // below finds the reason already there.
+        let stop_error = error.as_ref().map(|error| Arc::new(error.duplicate()));
+        self.update_status(|status| {
+            status.state = ConnectionState::Disconnected;
+            status.stop_error = stop_error;
+        });
         // No new commands from here on (a later `connect()` starts a new
         // driver); those already queued are answered below.
         self.commands.close();
@@ -630,11 +670,6 @@ impl Driver {
             None => info!(target: CLIENT, "disconnected"),
             Some(error) => warn!(target: CLIENT, %error, "stopped"),
         }
-        let stop_error = error.map(Arc::new);
-        self.update_status(|status| {
-            status.state = ConnectionState::Disconnected;
-            status.stop_error = stop_error;
-        });
         if let Some(reply) = self.disconnect_reply.take() {
             let _ = reply.send(Ok(()));
         }
@@ -695,6 +730,11 @@ impl Driver {
                 key,
                 reply,
             } => self.request(now, publish, key, reply),
+            Command::Reset { reply } => {
+                info!(target: CLIENT, "reset(): dropping the connection");
+                self.reset_replies.push(reply);
+                self.session.handle_transport_closed(now);
+            }
             Command::Disconnect { .. } => {}
         }
     }
@@ -758,9 +798,21 @@ impl Driver {
     fn after_input(&mut self, now: Instant) {
         loop {
             let mut any = false;
+            // Calls failed because the connection closed are answered after
+            // the `Closed` event that follows them, so that they can say why.
+            let mut closed_under = Vec::new();
             while let Some(event) = self.session.poll_event() {
                 any = true;
-                self.on_event(now, event);
+                match event {
+                    Event::RequestFailed {
+                        id,
+                        error: RequestError::ConnectionClosed,
+                    } => closed_under.push(id),
+                    other => self.on_event(now, other),
+                }
+            }
+            for id in closed_under {
+                self.on_request_failed(now, id, RequestError::ConnectionClosed);
             }
             self.deliver(now);
             if !any {
@@ -840,7 +892,9 @@ impl Driver {
         negotiated: &zmqtt_proto::session::Negotiated,
     ) {
         self.connected = true;
-        let info = mapping::connection_info(connack, negotiated, self.v5());
+        let mut info = mapping::connection_info(connack, negotiated, self.v5());
+        info.connection_id = info.connection_id.saturating_add(self.connections_before);
+        self.connection_id = info.connection_id;
         info!(
             target: CLIENT,
             connection_id = info.connection_id,
@@ -905,23 +959,36 @@ impl Driver {
         }
     }
 
-    fn on_request_failed(
-        &mut self,
-        now: Instant,
-        id: RequestId,
-        error: zmqtt_proto::session::RequestError,
-    ) {
+    /// The error of a call that ended without an answer: the broker's
+    /// DISCONNECT when that closed the connection.
+    fn request_error(&self, error: RequestError) -> Error {
+        match (&error, &self.close_reason) {
+            (RequestError::ConnectionClosed, Some(reason @ CloseReason::ServerDisconnect(_))) => {
+                mapping::close_error(
+                    reason.clone(),
+                    self.version,
+                    None,
+                    self.options.connect_timeout,
+                )
+            }
+            _ => mapping::request_error(error),
+        }
+    }
+
+    fn on_request_failed(&mut self, now: Instant, id: RequestId, error: RequestError) {
+        let request_error = |driver: &Self| driver.request_error(error.clone());
         if let Some(waiter) = self.publishes.remove(&id) {
-            let _ = waiter.reply.send(Err(mapping::request_error(error)));
+            let _ = waiter.reply.send(Err(request_error(self)));
         } else if let Some(key) = self.request_publishes.remove(&id) {
-            self.fail_request(now, &key, mapping::request_error(error));
+            let error = request_error(self);
+            self.fail_request(now, &key, error);
         } else if let Some(request) = self.sub_requests.remove(&id) {
             match request {
                 SubRequest::Initial(key) => {
                     if let Some(entry) = self.subs.remove(&key) {
                         self.router.remove(key);
                         if let Some(initial) = entry.initial {
-                            let _ = initial.send(Err(mapping::request_error(error)));
+                            let _ = initial.send(Err(request_error(self)));
                         }
                     }
                 }
@@ -935,10 +1002,10 @@ impl Driver {
             }
         } else if let Some(request) = self.unsub_requests.remove(&id) {
             if let Some(reply) = request.reply {
-                let _ = reply.send(Err(mapping::request_error(error)));
+                let _ = reply.send(Err(request_error(self)));
             }
         } else if let Some(reply) = self.pings.remove(&id) {
-            let _ = reply.send(Err(mapping::request_error(error)));
+            let _ = reply.send(Err(request_error(self)));
         }
     }
 
@@ -964,6 +1031,15 @@ impl Driver {
         {
             Ok(duplicates) => {
                 for (filter, owner) in duplicates {
+                    let abandoned = self
+                        .subs
+                        .get(&owner)
+                        .and_then(|entry| entry.initial.as_ref())
+                        .is_some_and(|initial| initial.is_closed());
+                    if abandoned {
+                        // Its caller gave up before the SUBACK: it goes then.
+                        continue;
+                    }
                     warn!(
                         target: CLIENT,
                         %filter,
@@ -1275,7 +1351,12 @@ impl Driver {
                     self.session.acknowledge(now, token);
                     None
                 }
-                Some(token) => Some(PendingAck::new(token, self.control.clone())),
+                Some(token) => Some(PendingAck::new(
+                    token,
+                    self.control.clone(),
+                    Arc::clone(&self.status),
+                    self.connection_id,
+                )),
                 None => None,
             };
             let message = Message::new(item.publish, self.v5(), pending);

@@ -163,11 +163,11 @@ async fn connect_any(
         match attempt {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
-                tracing::debug!(%addr, "TCP connection established");
+                tracing::debug!(target: "zmqtt::client", %addr, "TCP connection established");
                 return Ok(stream);
             }
             Err(error) => {
-                tracing::debug!(%addr, %error, "TCP connect failed");
+                tracing::debug!(target: "zmqtt::client", %addr, %error, "TCP connect failed");
                 failures.push((*addr, error));
             }
         }

@@ -27,27 +27,60 @@ fn pingreq_when_nothing_was_sent_for_keep_alive_mqtt_3_1_2_23() {
 }
 
 #[test]
-fn anything_sent_postpones_the_ping_but_receiving_does_not() {
+fn ping_when_either_direction_is_idle_for_keep_alive() {
+    // MQTT-3.1.2-23 bounds how long we may stay silent; a broker that goes
+    // silent is only noticed through a PINGRESP that never comes, so a long
+    // enough silence from the broker triggers a ping as well.
     let mut broker = with_keep_alive(ProtocolVersion::V5, 10);
-    broker.connect();
+    broker.connect(); // CONNECT sent and CONNACK received at 0
     broker.advance(4 * SEC);
     broker
         .session
         .publish(broker.now, publish_to("a", QoS::AtMostOnce))
         .unwrap();
     broker.sent();
-    assert_eq!(broker.session.poll_timeout(), Some(broker.at(14)));
+    // Nothing received since 0: the ping is due at 10 despite the send at 4.
+    assert_eq!(broker.session.poll_timeout(), Some(broker.at(10)));
     broker.advance(2 * SEC);
     broker.feed(Packet::Publish(publish_to("in", QoS::AtMostOnce)));
     broker.events();
+    // Received at 6, sent at 4: the send is now the older.
     assert_eq!(broker.session.poll_timeout(), Some(broker.at(14)));
-    // An acknowledgement is a send too.
+    // An acknowledgement is a send too (the QoS 1 PUBLISH arrives at 6).
     let token = broker.deliver("in", QoS::AtLeastOnce, 1).unwrap();
     broker.advance(SEC);
     broker.session.acknowledge(broker.now, token);
-    assert_eq!(broker.session.poll_timeout(), Some(broker.at(17)));
+    assert_eq!(broker.session.poll_timeout(), Some(broker.at(16)));
     broker.advance_and_tick(10 * SEC);
     assert_eq!(broker.sent(), vec![puback(1), Packet::PingReq]);
+}
+
+#[test]
+fn a_publisher_that_never_hears_back_detects_the_silent_broker() {
+    // Publishing QoS 0 every second keeps the sending side busy; the broker
+    // answers nothing. The keepalive ping goes out at 10 and, unanswered,
+    // closes the connection at the ping timeout (keep alive / 2).
+    let mut broker = with_keep_alive(ProtocolVersion::V311, 10);
+    broker.connect();
+    for _ in 0..10 {
+        broker.advance_and_tick(SEC);
+        broker
+            .session
+            .publish(broker.now, publish_to("a", QoS::AtMostOnce))
+            .unwrap();
+    }
+    assert!(broker.sent().contains(&Packet::PingReq));
+    for _ in 0..5 {
+        broker.advance_and_tick(SEC);
+        if broker.session.state() == SessionState::Connected {
+            broker
+                .session
+                .publish(broker.now, publish_to("a", QoS::AtMostOnce))
+                .unwrap();
+        }
+    }
+    assert_eq!(broker.session.state(), SessionState::Closed);
+    assert_eq!(broker.closed_reason(), CloseReason::KeepAliveTimeout);
 }
 
 #[test]
