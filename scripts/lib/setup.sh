@@ -17,3 +17,10 @@ setup_python_env() {
     fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 }
+
+# The native module zmqtt._zmqtt (crates/zmqtt-py), built by maturin and
+# installed into the virtualenv as an editable package (python/ is the source).
+build_native_module() {
+    step "native module zmqtt._zmqtt (maturin develop)"
+    VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --locked --quiet
+}

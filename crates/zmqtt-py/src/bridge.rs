@@ -29,7 +29,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
-use crate::errors;
+use crate::{errors, shutdown};
 
 /// Turns the outcome of a Rust future into the result of the Python future
 /// (on the loop's thread, GIL held).
@@ -111,7 +111,10 @@ where
     let task = runtime.spawn(async move {
         let outcome = future.await;
         let outcome: Outcome = Box::new(move |py| convert(py, outcome));
-        // `None` while the interpreter shuts down: nobody waits any more.
+        // Not while the interpreter shuts down: nobody waits any more.
+        let Some(_entry) = shutdown::enter() else {
+            return;
+        };
         let _ = Python::try_attach(|py| -> PyResult<()> {
             let completion = Bound::new(
                 py,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 use zmqtt::{Client, ClientBuilder, ConnectionState, Error, Protocol, RetainHandling, V311, V5};
 
 use crate::bridge;
@@ -239,11 +239,12 @@ impl NativeClient {
     fn publish_nowait(
         &self,
         py: Python<'_>,
-        topic: String,
+        topic: &Bound<'_, PyString>,
         payload: &Bound<'_, PyBytes>,
         retain: bool,
         properties: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
+        let topic = convert::topic_text(py, topic, "Topic name")?.to_owned();
         let payload = convert::bytes_of(py, payload);
         let queued = match &self.client {
             AnyClient::V311(client) => {
@@ -270,12 +271,13 @@ impl NativeClient {
     fn publish<'py>(
         &self,
         py: Python<'py>,
-        topic: String,
+        topic: &Bound<'_, PyString>,
         payload: &Bound<'_, PyBytes>,
         qos: u8,
         retain: bool,
         properties: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let topic = convert::topic_text(py, topic, "Topic name")?.to_owned();
         let qos = convert::qos(qos)?;
         let properties = properties
             .map(convert::read_publish_properties)
@@ -307,7 +309,7 @@ impl NativeClient {
     fn subscribe(
         &self,
         py: Python<'_>,
-        filters: Vec<String>,
+        filters: Vec<Bound<'_, PyString>>,
         qos: u8,
         auto_ack: bool,
         receive_buffer_size: usize,
@@ -321,10 +323,15 @@ impl NativeClient {
                 "subscribe() needs at least one topic filter",
             ));
         }
-        for filter in &filters {
-            zmqtt_proto::topic::validate_topic_filter(filter)
-                .map_err(|error| errors::invalid_topic(py, &error))?;
-        }
+        let filters = filters
+            .iter()
+            .map(|filter| {
+                let filter = convert::topic_text(py, filter, "Topic filter")?;
+                zmqtt_proto::topic::validate_topic_filter(filter)
+                    .map_err(|error| errors::invalid_topic(py, &error))?;
+                Ok(filter.to_owned())
+            })
+            .collect::<PyResult<Vec<String>>>()?;
         let retain_handling = RetainHandling::from_u8(retain_handling).ok_or_else(|| {
             pyo3::exceptions::PyValueError::new_err(format!(
                 "retain_handling must be 0, 1 or 2, got {retain_handling}"
@@ -357,7 +364,7 @@ impl NativeClient {
     fn request<'py>(
         &self,
         py: Python<'py>,
-        topic: String,
+        topic: &Bound<'_, PyString>,
         payload: &Bound<'_, PyBytes>,
         qos: u8,
         timeout: f64,
@@ -367,6 +374,7 @@ impl NativeClient {
             return Err(requires_v5("request()"));
         };
         let client = client.clone();
+        let topic = convert::topic_text(py, topic, "Topic name")?.to_owned();
         let qos = convert::qos(qos)?;
         let timeout: Duration = convert::seconds("timeout", timeout)?;
         let properties = properties

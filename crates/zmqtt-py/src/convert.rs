@@ -8,13 +8,13 @@ use bytes::Bytes;
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use zmqtt::{
     ConnAckProperties, PublishProperties, QoS, ReconnectConfig, TlsConfig, TlsVersion, Will,
     WillProperties,
 };
 
-use crate::errors::types;
+use crate::errors::{self, types};
 
 /// Payloads from this size on are copied with the GIL released.
 pub(crate) const LARGE_PAYLOAD: usize = 64 * 1024;
@@ -40,6 +40,21 @@ fn optional_bytes(object: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<Byte
     }
     let data = value.cast::<PyBytes>()?;
     Ok(Some(Bytes::copy_from_slice(data.as_bytes())))
+}
+
+/// A topic name or filter as UTF-8; a `str` that has none (lone surrogates)
+/// is an invalid topic (`MQTTInvalidTopicError`), as SPEC 1.4 says.
+pub(crate) fn topic_text<'a>(
+    py: Python<'_>,
+    text: &'a Bound<'_, PyString>,
+    kind: &str,
+) -> PyResult<&'a str> {
+    text.to_str().map_err(|_| {
+        let shown = text
+            .repr()
+            .map_or_else(|_| String::from("?"), |repr| repr.to_string());
+        errors::invalid_topic_message(py, format!("{kind} is not valid UTF-8: {shown}"))
+    })
 }
 
 /// A number of seconds as a [`Duration`].

@@ -109,6 +109,20 @@ pub(crate) fn invalid_topic(py: Python<'_>, error: &TopicError) -> PyErr {
     to_pyerr(py, &Error::InvalidTopic(error.clone()))
 }
 
+/// `MQTTInvalidTopicError(message)`.
+pub(crate) fn invalid_topic_message(py: Python<'_>, message: String) -> PyErr {
+    let built = types(py).and_then(|types| {
+        types
+            .invalid_topic_error
+            .bind(py)
+            .call1((message.as_str(),))
+    });
+    match built {
+        Ok(exception) => PyErr::from_value(exception),
+        Err(failure) => failure,
+    }
+}
+
 /// The Python exception for `error`, by the contract's mapping.
 pub(crate) fn to_pyerr(py: Python<'_>, error: &Error) -> PyErr {
     match build(py, error) {

@@ -22,10 +22,12 @@ mod convert;
 mod errors;
 mod logging;
 mod message;
+mod shutdown;
 mod subscription;
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyString;
 
 pub use client::NativeClient;
 pub use message::Message;
@@ -36,12 +38,17 @@ pub use subscription::NativeSubscription;
 #[pyfunction]
 fn topic_matches(
     py: Python<'_>,
-    topic_filter: &str,
-    topic: &str,
+    topic_filter: &Bound<'_, PyString>,
+    topic: &Bound<'_, PyString>,
     stripped_prefixes: Vec<PyBackedStr>,
 ) -> PyResult<bool> {
+    let topic_filter = convert::topic_text(py, topic_filter, "Topic filter")?;
     zmqtt_proto::topic::validate_topic_filter(topic_filter)
         .map_err(|error| errors::invalid_topic(py, &error))?;
+    // A topic that is no UTF-8 is no valid topic: nothing matches it.
+    let Ok(topic) = topic.to_str() else {
+        return Ok(false);
+    };
     Ok(zmqtt::topic_matches(
         topic_filter,
         topic,
@@ -51,14 +58,16 @@ fn topic_matches(
 
 /// Raises `MQTTInvalidTopicError` unless `topic` is a valid topic name.
 #[pyfunction]
-fn validate_topic_name(py: Python<'_>, topic: &str) -> PyResult<()> {
+fn validate_topic_name(py: Python<'_>, topic: &Bound<'_, PyString>) -> PyResult<()> {
+    let topic = convert::topic_text(py, topic, "Topic name")?;
     zmqtt_proto::topic::validate_topic_name(topic)
         .map_err(|error| errors::invalid_topic(py, &error))
 }
 
 /// Raises `MQTTInvalidTopicError` unless `topic_filter` is a valid topic filter.
 #[pyfunction]
-fn validate_topic_filter(py: Python<'_>, topic_filter: &str) -> PyResult<()> {
+fn validate_topic_filter(py: Python<'_>, topic_filter: &Bound<'_, PyString>) -> PyResult<()> {
+    let topic_filter = convert::topic_text(py, topic_filter, "Topic filter")?;
     zmqtt_proto::topic::validate_topic_filter(topic_filter)
         .map_err(|error| errors::invalid_topic(py, &error))
 }
@@ -67,6 +76,7 @@ fn validate_topic_filter(py: Python<'_>, topic_filter: &str) -> PyResult<()> {
 #[pymodule]
 fn _zmqtt(module: &Bound<'_, PyModule>) -> PyResult<()> {
     bridge::init_runtime()?;
+    shutdown::install(module.py())?;
     logging::init(module.py());
     module.add_class::<NativeClient>()?;
     module.add_class::<NativeSubscription>()?;

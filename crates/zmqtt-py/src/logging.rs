@@ -11,11 +11,30 @@
 
 use std::sync::OnceLock;
 
-use log::LevelFilter;
-use pyo3::Python;
+use log::{LevelFilter, Log, Metadata, Record};
+use pyo3::prelude::*;
 use pyo3_log::{Caching, Logger, ResetHandle};
 
+use crate::shutdown;
+
 static RESET: OnceLock<ResetHandle> = OnceLock::new();
+
+/// pyo3-log's logger, kept away from a Python that is shutting down.
+struct Guarded(Logger);
+
+impl Log for Guarded {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        !shutdown::python_gone() && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if let Some(_entry) = shutdown::enter() {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {}
+}
 
 /// Installs the bridge once: zmqtt's own records from DEBUG up, other crates'
 /// (rustls, …) from WARNING up.
@@ -26,11 +45,12 @@ pub(crate) fn init(py: Python<'_>) {
     let Ok(logger) = Logger::new(py, Caching::LoggersAndLevels) else {
         return;
     };
-    let installed = logger
+    let logger = logger
         .filter(LevelFilter::Warn)
-        .filter_target("zmqtt".to_owned(), LevelFilter::Debug)
-        .install();
-    if let Ok(handle) = installed {
+        .filter_target("zmqtt".to_owned(), LevelFilter::Debug);
+    let handle = logger.reset_handle();
+    if log::set_boxed_logger(Box::new(Guarded(logger))).is_ok() {
+        log::set_max_level(LevelFilter::Debug);
         let _ = RESET.set(handle);
     }
 }

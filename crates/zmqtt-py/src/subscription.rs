@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -52,12 +52,16 @@ enum Phase {
     Ended(Option<Arc<Error>>),
 }
 
+/// The SUBSCRIBE in flight (until SUBACK). Kept here rather than inside the
+/// task of `start()`, so that `stop()` / `detach()` drop it synchronously:
+/// the client then forgets the subscription before any later command.
+type Starting = Pin<Box<dyn Future<Output = zmqtt::Result<zmqtt::Subscription>> + Send>>;
+
 struct State {
     phase: Phase,
     /// Messages taken from the queue by a waiter, served first.
     stash: VecDeque<zmqtt::Message>,
-    /// `stop()` came while starting: unsubscribe when the SUBACK arrives.
-    unsubscribe_on_arrival: bool,
+    starting: Option<Starting>,
 }
 
 struct Shared {
@@ -91,7 +95,7 @@ impl NativeSubscription {
                 state: Mutex::new(State {
                     phase: Phase::New,
                     stash: VecDeque::new(),
-                    unsubscribe_on_arrival: false,
+                    starting: None,
                 }),
                 notify: Notify::new(),
             }),
@@ -99,19 +103,19 @@ impl NativeSubscription {
     }
 
     /// Ends local delivery; returns the Rust subscription if it was active.
-    fn end_locally(&self, unsubscribe_on_arrival: bool) -> Option<zmqtt::Subscription> {
-        let taken = {
+    /// A SUBSCRIBE still in flight is abandoned (the client unsubscribes what
+    /// the broker grants it).
+    fn end_locally(&self) -> Option<zmqtt::Subscription> {
+        let (taken, abandoned) = {
             let mut state = self.shared.lock();
             state.stash.clear();
+            let abandoned = state.starting.take();
             match std::mem::replace(&mut state.phase, Phase::Ended(None)) {
-                Phase::Active(subscription) => Some(subscription),
-                Phase::Starting => {
-                    state.unsubscribe_on_arrival = unsubscribe_on_arrival;
-                    None
-                }
-                Phase::New | Phase::Ended(_) => None,
+                Phase::Active(subscription) => (Some(subscription), abandoned),
+                Phase::New | Phase::Starting | Phase::Ended(_) => (None, abandoned),
             }
         };
+        drop(abandoned);
         self.shared.notify.notify_waiters();
         taken
     }
@@ -129,12 +133,14 @@ impl Drop for StartGuard {
         if !self.armed {
             return;
         }
-        {
+        let abandoned = {
             let mut state = self.shared.lock();
             if matches!(state.phase, Phase::Starting) {
                 state.phase = Phase::Ended(None);
             }
-        }
+            state.starting.take()
+        };
+        drop(abandoned);
         self.shared.notify.notify_waiters();
     }
 }
@@ -244,47 +250,39 @@ impl NativeSubscription {
                 ));
             }
             state.phase = Phase::Starting;
+            state.starting = Some(Box::pin(subscribe(self.client.clone(), self.spec.clone())));
         }
-        let client = self.client.clone();
-        let spec = self.spec.clone();
         let shared = Arc::clone(&self.shared);
         let starting = async move {
             let mut guard = StartGuard {
                 shared: Arc::clone(&shared),
                 armed: true,
             };
-            let result = subscribe(client, spec).await;
-            guard.armed = false;
-            let outcome = {
+            let outcome = poll_fn(|cx| {
                 let mut state = shared.lock();
-                let still_starting = matches!(state.phase, Phase::Starting);
-                match result {
-                    Ok(subscription) if still_starting => {
+                // Abandoned by stop() or detach().
+                let Some(starting) = state.starting.as_mut() else {
+                    return Poll::Ready(Ok(()));
+                };
+                let Poll::Ready(result) = starting.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                state.starting = None;
+                Poll::Ready(match result {
+                    Ok(subscription) => {
                         state.phase = Phase::Active(subscription);
-                        Ok(None)
+                        Ok(())
                     }
-                    // Stopped or detached while starting.
-                    Ok(subscription) => Ok(Some((subscription, state.unsubscribe_on_arrival))),
                     Err(error) => {
-                        if still_starting {
-                            state.phase = Phase::Ended(None);
-                        }
+                        state.phase = Phase::Ended(None);
                         Err(error)
                     }
-                }
-            };
+                })
+            })
+            .await;
+            guard.armed = false;
             shared.notify.notify_waiters();
-            match outcome {
-                Ok(Some((subscription, true))) => {
-                    if let Err(error) = subscription.stop().await {
-                        log::debug!(target: "zmqtt::client", "unsubscribing a subscription stopped while starting failed: {error}");
-                    }
-                    Ok(())
-                }
-                // Dropping it detaches it.
-                Ok(_) => Ok(()),
-                Err(error) => Err(error),
-            }
+            outcome
         };
         bridge::future(py, starting, |py, outcome| match outcome {
             Ok(()) => Ok(py.None()),
@@ -295,7 +293,7 @@ impl NativeSubscription {
     /// Ends local delivery at once and sends UNSUBSCRIBE when started and
     /// connected; resolves with the `UnsubscribeResult` or `None`. Never raises.
     fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let Some(subscription) = self.end_locally(true) else {
+        let Some(subscription) = self.end_locally() else {
             return bridge::ready(py, Ok(py.None()));
         };
         let filters = self.spec.filters.clone();
@@ -321,7 +319,7 @@ impl NativeSubscription {
     /// Ends local delivery at once without UNSUBSCRIBE. Idempotent.
     fn detach(&self) {
         // Dropping the Rust subscription detaches it.
-        drop(self.end_locally(false));
+        drop(self.end_locally());
     }
 
     /// Takes up to `max_messages` queued messages without waiting; `[]` when

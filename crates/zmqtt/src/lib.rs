@@ -146,3 +146,27 @@ pub struct PublishingGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/guide/subscribing.md")]
 pub struct SubscribingGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/acknowledgement.md")]
+pub struct AcknowledgementGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/reconnection.md")]
+pub struct ReconnectionGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/errors.md")]
+pub struct ErrorsGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/mqtt5.md")]
+pub struct Mqtt5Guide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/tls.md")]
+pub struct TlsGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/logging.md")]
+pub struct LoggingGuide;
