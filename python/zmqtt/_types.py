@@ -171,6 +171,22 @@ def _set(instance: object, name: str, value: object) -> None:
     object.__setattr__(instance, name, value)
 
 
+def _normalise_binary(instance: object, name: str) -> None:
+    """Checks the optional bytes-like field ``name`` and stores it as ``bytes``."""
+    value = getattr(instance, name)
+    if value is not None:
+        _set(instance, name, check_binary(name, value))
+
+
+def _normalise_user_properties(instance: object, value: object) -> None:
+    """Checks ``value``, if non-empty, as the ``user_properties`` field and stores
+    it as a tuple of tuples."""
+    if value:
+        _set(
+            instance, "user_properties", check_user_properties("user_properties", value)
+        )
+
+
 # --------------------------------------------------------------------------- 5.0 properties
 
 
@@ -208,12 +224,7 @@ class PublishProperties:
         )
         check_optional_int("topic_alias", self.topic_alias, 1, MAX_UINT16)
         check_optional_string("response_topic", self.response_topic)
-        if self.correlation_data is not None:
-            _set(
-                self,
-                "correlation_data",
-                check_binary("correlation_data", self.correlation_data),
-            )
+        _normalise_binary(self, "correlation_data")
         check_optional_int(
             "subscription_identifier",
             self.subscription_identifier,
@@ -221,12 +232,7 @@ class PublishProperties:
             MAX_VARIABLE_BYTE_INTEGER,
         )
         check_optional_string("content_type", self.content_type)
-        if self.user_properties:
-            _set(
-                self,
-                "user_properties",
-                check_user_properties("user_properties", self.user_properties),
-            )
+        _normalise_user_properties(self, self.user_properties)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,18 +269,8 @@ class WillProperties:
         )
         check_optional_string("content_type", self.content_type)
         check_optional_string("response_topic", self.response_topic)
-        if self.correlation_data is not None:
-            _set(
-                self,
-                "correlation_data",
-                check_binary("correlation_data", self.correlation_data),
-            )
-        if self.user_properties:
-            _set(
-                self,
-                "user_properties",
-                check_user_properties("user_properties", self.user_properties),
-            )
+        _normalise_binary(self, "correlation_data")
+        _normalise_user_properties(self, self.user_properties)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -313,18 +309,8 @@ class ConnectProperties:
             "request_problem_information", self.request_problem_information
         )
         check_optional_string("authentication_method", self.authentication_method)
-        if self.authentication_data is not None:
-            _set(
-                self,
-                "authentication_data",
-                check_binary("authentication_data", self.authentication_data),
-            )
-        if self.user_properties:
-            _set(
-                self,
-                "user_properties",
-                check_user_properties("user_properties", self.user_properties),
-            )
+        _normalise_binary(self, "authentication_data")
+        _normalise_user_properties(self, self.user_properties)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,12 @@ pub(crate) fn bytes_of(py: Python<'_>, data: &Bound<'_, PyBytes>) -> Bytes {
     }
 }
 
+/// An instance of the Python class `class` made from keyword arguments
+/// (the dataclasses of `zmqtt._types`).
+fn instance(py: Python<'_>, class: &Py<PyAny>, kwargs: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    Ok(class.bind(py).call((), Some(kwargs))?.unbind())
+}
+
 fn optional_bytes(object: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<Bytes>> {
     let value = object.getattr(name)?;
     if value.is_none() {
@@ -300,11 +306,7 @@ pub(crate) fn connack_properties(
         "user_properties",
         user_properties(py, &properties.user_properties)?,
     )?;
-    Ok(types(py)?
-        .connack_properties
-        .bind(py)
-        .call((), Some(&kwargs))?
-        .unbind())
+    instance(py, &types(py)?.connack_properties, &kwargs)
 }
 
 /// `zmqtt.ConnectionInfo`.
@@ -324,11 +326,7 @@ pub(crate) fn connection_info(py: Python<'_>, info: &zmqtt::ConnectionInfo) -> P
         "effective_session_expiry_interval",
         info.effective_session_expiry_interval,
     )?;
-    Ok(types(py)?
-        .connection_info
-        .bind(py)
-        .call((), Some(&kwargs))?
-        .unbind())
+    instance(py, &types(py)?.connection_info, &kwargs)
 }
 
 /// `zmqtt.PublishProperties` of a received message; `subscription_identifier`
@@ -363,11 +361,7 @@ pub(crate) fn publish_properties(
         "user_properties",
         user_properties(py, &properties.user_properties)?,
     )?;
-    Ok(types(py)?
-        .publish_properties
-        .bind(py)
-        .call((), Some(&kwargs))?
-        .unbind())
+    instance(py, &types(py)?.publish_properties, &kwargs)
 }
 
 /// `zmqtt.UnsubscribeResult`, or `None` when no UNSUBSCRIBE was sent (every
@@ -388,11 +382,7 @@ pub(crate) fn unsubscribe_result(
             "user_properties",
             user_properties(py, &result.properties.user_properties)?,
         )?;
-        types
-            .unsuback_properties
-            .bind(py)
-            .call((), Some(&kwargs))?
-            .unbind()
+        instance(py, &types.unsuback_properties, &kwargs)?
     } else {
         py.None()
     };
@@ -403,9 +393,5 @@ pub(crate) fn unsubscribe_result(
         PyTuple::new(py, result.reason_codes.iter().map(|code| code.0))?,
     )?;
     kwargs.set_item("properties", properties)?;
-    Ok(types
-        .unsubscribe_result
-        .bind(py)
-        .call((), Some(&kwargs))?
-        .unbind())
+    instance(py, &types.unsubscribe_result, &kwargs)
 }

@@ -6,33 +6,10 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use std::future::{Future, IntoFuture};
-use support::{broker, unique_topic, with_timeout};
+use support::{broker, step, unique_topic, v311, v5};
 use zmqtt::{
-    create_client, Client, ConnectionState, Error, Protocol, PublishProperties, QoS,
-    ReconnectConfig, RetainHandling, V311, V5,
+    create_client, Client, ConnectionState, Error, Protocol, PublishProperties, QoS, RetainHandling,
 };
-
-/// Awaits a future or a request builder, failing the test if it hangs.
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
-
-fn v311(port: u16) -> Client<V311> {
-    create_client("127.0.0.1")
-        .port(port)
-        .reconnect(ReconnectConfig::disabled())
-        .build()
-}
-
-fn v5(port: u16) -> Client<V5> {
-    create_client("127.0.0.1")
-        .v5()
-        .port(port)
-        .reconnect(ReconnectConfig::disabled())
-        .build()
-}
 
 async fn round_trip<V: Protocol>(client: &Client<V>, qos: QoS) {
     let topic = unique_topic("basics/round-trip");

@@ -3,19 +3,13 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
-use support::{broker, unique_topic, with_timeout, FaultProxy};
+use support::{broker, step, unique_topic, FaultProxy};
 use zmqtt::{
     create_client, Client, ClientBuilder, ConnectionState, Error, Protocol, QoS, ReasonCode,
     ReconnectConfig, V311,
 };
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 /// Retries forever, quickly: only a refusal that is not retried lets
 /// `connect()` return (and the proxy count one connection).

@@ -8,22 +8,14 @@ mod support;
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use support::{broker, broker_with, unique_topic, with_timeout};
-use zmqtt::{create_client, Client, ConnectionState, Error, QoS, ReconnectConfig, V311, V5};
+use support::{broker, broker_with, unique_topic, v5, with_timeout};
+use zmqtt::{create_client, Client, ConnectionState, Error, QoS, ReconnectConfig, V311};
 use zmqtt_testbed::BrokerOptions;
 
 fn v311(port: u16, reconnect: ReconnectConfig) -> Client<V311> {
     create_client("127.0.0.1")
         .port(port)
         .reconnect(reconnect)
-        .build()
-}
-
-fn v5(port: u16) -> Client<V5> {
-    create_client("127.0.0.1")
-        .v5()
-        .port(port)
-        .reconnect(ReconnectConfig::disabled())
         .build()
 }
 

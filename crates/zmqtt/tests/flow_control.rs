@@ -3,36 +3,14 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::time::Duration;
 
-use support::{broker, broker_with, unique_topic, with_timeout};
-use zmqtt::{create_client, Client, Error, QoS, ReconnectConfig, V311, V5};
+use support::{
+    broker, broker_with, connect_v311, connect_v5, persistent, publish_qos1, step, unique_topic,
+};
+use zmqtt::{Client, Error, QoS, V5};
 use zmqtt_testbed::BrokerOptions;
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
-
-async fn connect_v5(port: u16) -> Client<V5> {
-    let client = create_client("127.0.0.1")
-        .v5()
-        .port(port)
-        .reconnect(ReconnectConfig::disabled())
-        .build();
-    step(client.connect()).await.unwrap();
-    client
-}
-
-async fn connect_v311(port: u16) -> Client<V311> {
-    let client = create_client("127.0.0.1")
-        .port(port)
-        .reconnect(ReconnectConfig::disabled())
-        .build();
-    step(client.connect()).await.unwrap();
-    client
-}
 
 /// The connection is still up and usable.
 async fn assert_alive(client: &Client<V5>) {
@@ -117,13 +95,7 @@ async fn packets_above_the_brokers_maximum_size_are_refused_locally() {
     }
     assert_alive(&client).await;
     // One that fits goes through.
-    step(
-        client
-            .publish(topic.as_str(), vec![0u8; 900])
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&client, topic.as_str(), vec![0u8; 900]).await;
     step(client.disconnect()).await.unwrap();
 }
 
@@ -220,14 +192,7 @@ async fn a_full_subscription_stops_reading_and_publishing_completes_once_it_read
 async fn manual_acks_in_any_order_and_a_dropped_message_comes_back() {
     let broker = broker();
     let id = unique_topic("flow-manual").replace('/', "-");
-    let session = || {
-        create_client("127.0.0.1")
-            .port(broker.port())
-            .client_id(id.as_str())
-            .clean_session(false)
-            .reconnect(ReconnectConfig::disabled())
-            .build()
-    };
+    let session = || persistent(broker.port(), &id).build();
     let client = session();
     step(client.connect()).await.unwrap();
     let publisher = connect_v311(broker.port()).await;
@@ -241,13 +206,7 @@ async fn manual_acks_in_any_order_and_a_dropped_message_comes_back() {
     .await
     .unwrap();
     for n in 0..5 {
-        step(
-            publisher
-                .publish(topic.as_str(), format!("{n}"))
-                .qos(QoS::AtLeastOnce),
-        )
-        .await
-        .unwrap();
+        publish_qos1(&publisher, topic.as_str(), format!("{n}")).await;
     }
     let mut messages = Vec::new();
     for n in 0..5 {
@@ -274,13 +233,7 @@ async fn manual_acks_in_any_order_and_a_dropped_message_comes_back() {
         .unwrap();
     let message = step(sub.recv()).await.unwrap();
     assert_eq!(message.payload_str(), Some("2"));
-    step(
-        publisher
-            .publish(topic.as_str(), "live")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "live").await;
     let message = step(sub.recv()).await.unwrap();
     assert_eq!(message.payload_str(), Some("live"));
     step(client.disconnect()).await.unwrap();

@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use support::{with_timeout, FakeBroker, FakeConnection};
+use support::{local, step, FakeBroker, FakeConnection};
 use tokio::task::JoinHandle;
 use zmqtt::{
     create_client, Client, ClientBuilder, ConnectionState, Error, Protocol, QoS, ReasonCode,
@@ -23,17 +22,19 @@ use zmqtt_proto::{
 const V311P: ProtocolVersion = ProtocolVersion::V311;
 const V5P: ProtocolVersion = ProtocolVersion::V5;
 
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
-
 /// A client of `fake` that never reconnects (each test scripts one
 /// connection unless it says otherwise).
 fn client_of(fake: &FakeBroker) -> ClientBuilder<V311> {
-    create_client("127.0.0.1")
-        .port(fake.port())
-        .reconnect(ReconnectConfig::disabled())
+    local(fake.port())
+}
+
+/// A client of `fake` for the persistent session `client_id`, retrying
+/// quickly so that it resumes the session on the next scripted connection.
+fn resuming_client_of(fake: &FakeBroker, client_id: &str) -> ClientBuilder<V311> {
+    client_of(fake)
+        .client_id(client_id)
+        .clean_session(false)
+        .reconnect(fast_retries())
 }
 
 fn fast_retries() -> ReconnectConfig {
@@ -659,11 +660,7 @@ async fn connack_limits_are_reflected_and_enforced_locally() {
 async fn in_flight_publishes_are_resent_on_a_resumed_session() {
     for version in [V311P, V5P] {
         let fake = FakeBroker::start();
-        let builder = create_client("127.0.0.1")
-            .port(fake.port())
-            .client_id("resender")
-            .clean_session(false)
-            .reconnect(fast_retries());
+        let builder = resuming_client_of(&fake, "resender");
         match version {
             ProtocolVersion::V311 => resend_on_resume(&fake, builder.build()).await,
             _ => resend_on_resume(&fake, builder.v5().session_expiry_interval(300).build()).await,
@@ -717,11 +714,7 @@ async fn resend_on_resume<V: Protocol>(fake: &FakeBroker, client: Client<V>) {
 async fn in_flight_publishes_fail_when_the_session_is_not_resumed() {
     for version in [V311P, V5P] {
         let fake = FakeBroker::start();
-        let builder = create_client("127.0.0.1")
-            .port(fake.port())
-            .client_id("lost-session")
-            .clean_session(false)
-            .reconnect(fast_retries());
+        let builder = resuming_client_of(&fake, "lost-session");
         match version {
             ProtocolVersion::V311 => lost_on_fresh_session(&fake, builder.build()).await,
             _ => {
@@ -789,11 +782,7 @@ async fn expect_ack(conn: &mut FakeConnection, version: ProtocolVersion, expecte
 async fn a_repeated_qos2_publish_is_delivered_once() {
     for version in [V311P, V5P] {
         let fake = FakeBroker::start();
-        let builder = create_client("127.0.0.1")
-            .port(fake.port())
-            .client_id("exactly-once")
-            .clean_session(false)
-            .reconnect(fast_retries());
+        let builder = resuming_client_of(&fake, "exactly-once");
         match version {
             ProtocolVersion::V311 => qos2_delivered_once(&fake, builder.build()).await,
             _ => qos2_delivered_once(&fake, builder.v5().session_expiry_interval(60).build()).await,

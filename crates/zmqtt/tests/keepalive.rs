@@ -4,17 +4,11 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
-use support::{broker, unique_topic, with_timeout, FakeBroker, FaultProxy};
+use support::{broker, step, unique_topic, FakeBroker, FaultProxy};
 use zmqtt::{create_client, ConnectionState, Error, QoS, ReconnectConfig};
 use zmqtt_proto::{Packet, ProtocolVersion};
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 /// Keep alive of the clients here, in seconds; the ping timeout is then half
 /// of it (SPEC 1.3 "keepalive/2, at most 30 s").

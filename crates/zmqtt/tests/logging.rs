@@ -7,21 +7,15 @@
 mod support;
 
 use std::fmt::{self, Write as _};
-use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{broker, unique_topic, with_timeout};
+use support::{broker, step, unique_topic};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use zmqtt::{create_client, Error, PublishProperties, QoS, Will};
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 /// One event or span (its fields), as text.
 #[derive(Debug, Clone)]

@@ -15,17 +15,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
-use support::{broker_with, unique_topic, with_timeout, FaultProxy};
+use support::{broker_with, publish_qos1, step, unique_topic, FaultProxy};
 use zmqtt::{create_client, Client, ClientBuilder, Protocol, QoS, ReconnectConfig, V311};
 use zmqtt_testbed::{Broker, BrokerOptions};
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 /// Messages of each QoS; half before the kill, half through the outage.
 const PER_QOS: usize = 20;
@@ -138,13 +132,7 @@ async fn nothing_lost_through_a_broker_kill<V: Protocol>(
     proxy.resume();
     let broker = start_again(broker).await;
     step(streaming).await.unwrap();
-    step(
-        publisher
-            .publish(topic.as_str(), "end")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "end").await;
     loop {
         let message = step(sub.recv()).await.expect("subscription alive");
         let payload = message.payload_str().unwrap().to_owned();

@@ -3,20 +3,14 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
-use support::{broker, broker_with, unique_topic, with_timeout, FaultProxy};
+use support::{broker, broker_with, publish_qos1, step, unique_topic, v311, FaultProxy};
 use zmqtt::{
     create_client, Client, ClientBuilder, ConnectionState, Error, Protocol, QoS, ReconnectConfig,
     Will, V311, V5,
 };
 use zmqtt_testbed::{Broker, BrokerOptions};
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 fn fast_retries() -> ReconnectConfig {
     ReconnectConfig {
@@ -67,13 +61,7 @@ async fn persistent_session_resumes<V: Protocol>(
     let mut sub = step(subscriber.subscribe([topic.as_str()]).qos(QoS::AtLeastOnce))
         .await
         .unwrap();
-    step(
-        publisher
-            .publish(topic.as_str(), "before")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "before").await;
     assert_eq!(
         step(sub.recv()).await.unwrap().payload_str(),
         Some("before")
@@ -85,13 +73,7 @@ async fn persistent_session_resumes<V: Protocol>(
     let broker = restart(broker).await;
     // Waits for the publisher's reconnection; the broker keeps the message
     // for the subscriber's session until it is back.
-    step(
-        publisher
-            .publish(topic.as_str(), "after")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "after").await;
     let message = step(sub.recv()).await.expect("the subscription survived");
     assert_eq!(message.payload_str(), Some("after"));
     let info = subscriber.connection_info().unwrap();
@@ -205,10 +187,7 @@ async fn publish_made_during_an_outage_completes_after_reconnecting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_reconnect_a_loss_stops_the_client() {
     let mut broker = broker();
-    let client = create_client("127.0.0.1")
-        .port(broker.port())
-        .reconnect(ReconnectConfig::disabled())
-        .build();
+    let client = v311(broker.port());
     step(client.connect()).await.unwrap();
     let topic = unique_topic("reconnect/disabled");
     let mut sub = step(client.subscribe([topic.as_str()])).await.unwrap();

@@ -4,27 +4,13 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
-use support::{broker, unique_topic, with_timeout};
-use zmqtt::{create_client, Client, ClientBuilder, Protocol, QoS, ReconnectConfig, V311};
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
+use support::{broker, leave_a_subscription, persistent, publish_qos1, step, unique_topic};
+use zmqtt::{create_client, Client, ClientBuilder, Protocol, QoS, V311};
 
 /// The short replay timeout of the client under test.
 const REPLAY_TIMEOUT: Duration = Duration::from_millis(300);
-
-fn persistent(port: u16, client_id: &str) -> ClientBuilder<V311> {
-    create_client("127.0.0.1")
-        .port(port)
-        .client_id(client_id)
-        .clean_session(false)
-        .reconnect(ReconnectConfig::disabled())
-}
 
 /// `first` leaves a persistent subscription; "held" is queued for it;
 /// `second` (short replay timeout) resumes, subscribes only after the
@@ -36,20 +22,9 @@ async fn unclaimed_message_is_dropped_unacknowledged<V: Protocol>(
     publisher: Client<V>,
 ) {
     let topic = unique_topic("replay-timeout");
-    step(first.connect()).await.unwrap();
-    let sub = step(first.subscribe([topic.as_str()]).qos(QoS::AtLeastOnce))
-        .await
-        .unwrap();
-    sub.detach().await;
-    step(first.disconnect()).await.unwrap();
+    leave_a_subscription(&first, &topic).await;
     step(publisher.connect()).await.unwrap();
-    step(
-        publisher
-            .publish(topic.as_str(), "held")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "held").await;
 
     step(second.connect()).await.unwrap();
     assert!(second.connection_info().unwrap().session_present);
@@ -61,13 +36,7 @@ async fn unclaimed_message_is_dropped_unacknowledged<V: Protocol>(
     let mut late = step(second.subscribe([topic.as_str()]).qos(QoS::AtLeastOnce))
         .await
         .unwrap();
-    step(
-        publisher
-            .publish(topic.as_str(), "live")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "live").await;
     let message = step(late.recv()).await.unwrap();
     assert_eq!(
         message.payload_str(),
@@ -90,13 +59,7 @@ async fn unclaimed_message_is_dropped_unacknowledged<V: Protocol>(
         Some("held"),
         "sent again by the broker"
     );
-    step(
-        publisher
-            .publish(topic.as_str(), "after")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "after").await;
     let next = step(sub.recv()).await.unwrap();
     assert_eq!(
         next.payload_str(),

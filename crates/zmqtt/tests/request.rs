@@ -2,17 +2,11 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::{broker, unique_topic, with_timeout};
+use support::{broker, step, unique_topic};
 use zmqtt::{create_client, Client, Error, PublishProperties, QoS, ReconnectConfig, V5};
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 async fn connect(port: u16, max_pending_requests: usize) -> Client<V5> {
     let client = create_client("127.0.0.1")

@@ -5,39 +5,13 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
-
-use support::{broker_with, unique_topic, with_timeout};
-use zmqtt::{create_client, Client, Protocol, QoS, ReconnectConfig, Subscription, V311, V5};
+use support::{broker_with, connect_v311, connect_v5, publish_qos1, step, unique_topic};
+use zmqtt::{Client, Protocol, QoS, Subscription};
 use zmqtt_testbed::BrokerOptions;
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 fn no_duplicates() -> BrokerOptions {
     // One copy per client even when several of its subscriptions match.
     BrokerOptions::new().allow_duplicate_messages(false)
-}
-
-async fn connect_v311(port: u16) -> Client<V311> {
-    let client = create_client("127.0.0.1")
-        .port(port)
-        .reconnect(ReconnectConfig::disabled())
-        .build();
-    step(client.connect()).await.unwrap();
-    client
-}
-
-async fn connect_v5(port: u16) -> Client<V5> {
-    let client = create_client("127.0.0.1")
-        .v5()
-        .port(port)
-        .reconnect(ReconnectConfig::disabled())
-        .build();
-    step(client.connect()).await.unwrap();
-    client
 }
 
 /// Payloads received until (and without) the sentinel "end".
@@ -68,13 +42,7 @@ async fn most_specific_filter_wins<V: Protocol>(client: &Client<V>, copies: fn(u
         .unwrap();
     for (level, payload) in [("a/x", "1"), ("b/x", "2"), ("c/y", "3")] {
         let topic = format!("{base}/{level}");
-        step(
-            client
-                .publish(topic.as_str(), payload)
-                .qos(QoS::AtLeastOnce),
-        )
-        .await
-        .unwrap();
+        publish_qos1(client, topic.as_str(), payload).await;
     }
     for level in ["a/x", "b/x", "c/y"] {
         let topic = format!("{base}/{level}");
@@ -190,13 +158,7 @@ async fn subscription_identifiers_decide_before_specificity() {
     )
     .await
     .unwrap();
-    step(
-        client
-            .publish(format!("{base}/x"), "both")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&client, format!("{base}/x"), "both").await;
     let to_wide = step(wide.recv()).await.unwrap();
     let to_narrow = step(narrow.recv()).await.unwrap();
     assert_eq!(
@@ -221,25 +183,13 @@ async fn unmatched_messages_are_acknowledged_and_dropped() {
     // Stop local delivery but keep the broker's subscription.
     sub.detach().await;
     for n in 0..5 {
-        step(
-            client
-                .publish(topic.as_str(), format!("{n}"))
-                .qos(QoS::AtLeastOnce),
-        )
-        .await
-        .unwrap();
+        publish_qos1(&client, topic.as_str(), format!("{n}")).await;
     }
     // A new subscription gets what is published after it, not the dropped ones.
     let mut again = step(client.subscribe([topic.as_str()]).qos(QoS::AtLeastOnce))
         .await
         .unwrap();
-    step(
-        client
-            .publish(topic.as_str(), "after")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&client, topic.as_str(), "after").await;
     let message = step(again.recv()).await.unwrap();
     assert_eq!(message.payload_str(), Some("after"));
     // The connection is healthy: nothing was left unacknowledged.

@@ -3,24 +3,9 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
-
-use support::{broker_with, unique_topic, with_timeout};
-use zmqtt::{create_client, Client, ClientBuilder, Protocol, QoS, ReconnectConfig, V311};
+use support::{broker_with, leave_a_subscription, persistent, publish_qos1, step, unique_topic};
+use zmqtt::{create_client, Client, Protocol, QoS};
 use zmqtt_testbed::BrokerOptions;
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
-
-fn persistent(port: u16, client_id: &str) -> ClientBuilder<V311> {
-    create_client("127.0.0.1")
-        .port(port)
-        .client_id(client_id)
-        .clean_session(false)
-        .reconnect(ReconnectConfig::disabled())
-}
 
 /// `first` subscribes and leaves; messages are published meanwhile; `second`
 /// (same session) connects and subscribes only afterwards.
@@ -30,22 +15,11 @@ async fn replayed_messages_wait_for_their_subscription<V: Protocol>(
     publisher: Client<V>,
 ) {
     let topic = unique_topic("replay");
-    step(first.connect()).await.unwrap();
-    let sub = step(first.subscribe([topic.as_str()]).qos(QoS::AtLeastOnce))
-        .await
-        .unwrap();
-    sub.detach().await;
-    step(first.disconnect()).await.unwrap();
+    leave_a_subscription(&first, &topic).await;
 
     step(publisher.connect()).await.unwrap();
     for n in 0..3 {
-        step(
-            publisher
-                .publish(topic.as_str(), format!("{n}"))
-                .qos(QoS::AtLeastOnce),
-        )
-        .await
-        .unwrap();
+        publish_qos1(&publisher, topic.as_str(), format!("{n}")).await;
     }
 
     step(second.connect()).await.unwrap();
@@ -59,13 +33,7 @@ async fn replayed_messages_wait_for_their_subscription<V: Protocol>(
         let message = step(sub.recv()).await.unwrap();
         assert_eq!(message.payload_str(), Some(format!("{n}").as_str()));
     }
-    step(
-        publisher
-            .publish(topic.as_str(), "live")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(&publisher, topic.as_str(), "live").await;
     let message = step(sub.recv()).await.unwrap();
     assert_eq!(
         message.payload_str(),

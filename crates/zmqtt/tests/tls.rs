@@ -12,12 +12,11 @@
 mod support;
 mod tls_support;
 
-use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
-use support::{unique_topic, with_timeout, FaultProxy};
+use support::{publish_qos1, step, unique_topic, FaultProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -158,11 +157,6 @@ async fn built_config_with_client_certificate_connects_to_mosquitto_mtls() {
 // TLS through the client API: `create_client(..).tls(..)`, connect, publish.
 // ---------------------------------------------------------------------------
 
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
-
 /// Retries forever, quickly: a test that retried what must not be retried
 /// would see more connections (or hang and fail on its step timeout).
 fn retry_forever() -> ReconnectConfig {
@@ -180,13 +174,7 @@ async fn round_trip<V: Protocol>(client: &Client<V>) {
     let mut sub = step(client.subscribe([topic.as_str()]).qos(QoS::AtLeastOnce))
         .await
         .unwrap();
-    step(
-        client
-            .publish(topic.as_str(), "over tls")
-            .qos(QoS::AtLeastOnce),
-    )
-    .await
-    .unwrap();
+    publish_qos1(client, topic.as_str(), "over tls").await;
     let message = step(sub.recv()).await.unwrap();
     assert_eq!(message.topic, topic);
     assert_eq!(message.payload_str(), Some("over tls"));

@@ -5,21 +5,15 @@
 
 mod support;
 
-use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::{broker, unique_topic, with_timeout, FaultProxy};
+use support::{broker, step, unique_topic, FaultProxy};
 use zmqtt::{
     create_client, Client, DisconnectProperties, Protocol, QoS, ReasonCode, ReconnectConfig,
     Subscription, Will, WillProperties, V5,
 };
 use zmqtt_testbed::Broker;
-
-#[track_caller]
-fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
-    with_timeout(future.into_future())
-}
 
 /// How long a Will that must not come is waited for (after a probe that went
 /// through the broker later has arrived).

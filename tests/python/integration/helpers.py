@@ -20,6 +20,7 @@ from zmqtt import (
     Message,
     MQTTClient,
     MQTTDisconnectedError,
+    ReconnectConfig,
     Subscription,
 )
 
@@ -30,6 +31,9 @@ TIMEOUT = 10.0
 
 POLL = 0.01
 """Interval of the few waits that can only poll (the broker's log, reconnects)."""
+
+NO_RECONNECT = ReconnectConfig(enabled=False)
+"""For clients whose tests need a lost connection to stay lost."""
 
 Version = Literal["3.1.1", "5.0"]
 VERSIONS: tuple[Version, ...] = ("3.1.1", "5.0")
@@ -82,6 +86,16 @@ async def bounded(awaitable: Awaitable[T], seconds: float = TIMEOUT) -> T:
     """Awaits ``awaitable`` for at most ``seconds`` (``TimeoutError`` after)."""
     async with asyncio.timeout(seconds):
         return await awaitable
+
+
+async def connected_without_reconnect(broker: Broker, version: Version) -> MQTTClient:
+    """A client of ``broker``'s plain listener that never reconnects, connected
+    (not disconnected after the test: the tests using it lose the connection)."""
+    client = MQTTClient(
+        broker.host, broker.port, version=version, reconnect=NO_RECONNECT
+    )
+    await bounded(client.connect())
+    return client
 
 
 async def next_message(sub: Subscription, seconds: float = TIMEOUT) -> Message:

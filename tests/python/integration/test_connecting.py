@@ -27,6 +27,7 @@ from zmqtt import (
 
 from integration.conftest import Clients
 from integration.helpers import (
+    NO_RECONNECT,
     VERSIONS,
     Broker,
     Version,
@@ -36,8 +37,6 @@ from integration.helpers import (
     unique_id,
     wait_for_log,
 )
-
-NO_RECONNECT = ReconnectConfig(enabled=False)
 
 # What mosquitto 2.0.11 answers to a wrong password or to missing credentials on
 # a listener with a password file (checked on the wire): 3.1.1 return code 5

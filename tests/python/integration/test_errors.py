@@ -25,12 +25,29 @@ from zmqtt import (
     MQTTTimeoutError,
     QoS,
     ReconnectConfig,
+    Subscription,
 )
 
 from integration.fakebroker import DISCONNECT, FakeBroker, connack, disconnect, running
-from integration.helpers import Version, bounded
+from integration.helpers import NO_RECONNECT, Version, bounded
 
-NO_RECONNECT: Final = ReconnectConfig(enabled=False)
+
+def _client_of(fake: FakeBroker, version: Version) -> MQTTClient:
+    """A client of ``fake`` that never reconnects (each test scripts one
+    connection)."""
+    return MQTTClient("127.0.0.1", fake.port, version=version, reconnect=NO_RECONNECT)
+
+
+async def _subscribed_client_of(
+    fake: FakeBroker, version: Version
+) -> tuple[MQTTClient, Subscription]:
+    """A connected :func:`_client_of` with a started subscription to ``a/b``."""
+    client = _client_of(fake, version)
+    await bounded(client.connect())
+    sub = client.subscribe("a/b")
+    await bounded(sub.start())
+    return client, sub
+
 
 ERRORS: Final = [
     MQTTConnectError,
@@ -145,18 +162,14 @@ async def test_unknown_host_is_an_os_error() -> None:
 
 async def test_closed_before_connack(version: Version) -> None:
     async with running(FakeBroker(v5=version == "5.0", on_connect=b"")) as fake:
-        client = MQTTClient(
-            "127.0.0.1", fake.port, version=version, reconnect=NO_RECONNECT
-        )
+        client = _client_of(fake, version)
         with pytest.raises(MQTTDisconnectedError):
             await bounded(client.connect())
 
 
 async def test_disconnect_instead_of_connack_is_a_protocol_error() -> None:
     async with running(FakeBroker(v5=True, on_connect=disconnect(0x87))) as fake:
-        client = MQTTClient(
-            "127.0.0.1", fake.port, version="5.0", reconnect=NO_RECONNECT
-        )
+        client = _client_of(fake, "5.0")
         with pytest.raises(MQTTProtocolError):
             await bounded(client.connect())
 
@@ -170,9 +183,7 @@ async def test_anything_but_connack_first_is_a_protocol_error(
     version: Version, answer: bytes
 ) -> None:
     async with running(FakeBroker(v5=version == "5.0", on_connect=answer)) as fake:
-        client = MQTTClient(
-            "127.0.0.1", fake.port, version=version, reconnect=NO_RECONNECT
-        )
+        client = _client_of(fake, version)
         with pytest.raises(MQTTProtocolError):
             await bounded(client.connect())
 
@@ -224,12 +235,7 @@ async def test_connack_timeout_is_retried(version: Version) -> None:
 async def test_broker_disconnect_reason_surfaces() -> None:
     fake = FakeBroker(v5=True, on_connect=connack(True), on_ping=disconnect(0x8E))
     async with running(fake):
-        client = MQTTClient(
-            "127.0.0.1", fake.port, version="5.0", reconnect=NO_RECONNECT
-        )
-        await bounded(client.connect())
-        sub = client.subscribe("a/b")
-        await bounded(sub.start())
+        client, sub = await _subscribed_client_of(fake, "5.0")
         with pytest.raises(MQTTDisconnectedError):
             await bounded(client.ping())
         # The error that stopped the client names the broker's reason.
@@ -245,9 +251,7 @@ async def test_pending_call_sees_the_disconnect_reason() -> None:
     # that DISCONNECT's reason too.
     fake = FakeBroker(v5=True, on_connect=connack(True), on_ping=disconnect(0x8E))
     async with running(fake):
-        client = MQTTClient(
-            "127.0.0.1", fake.port, version="5.0", reconnect=NO_RECONNECT
-        )
+        client = _client_of(fake, "5.0")
         await bounded(client.connect())
         with pytest.raises(MQTTDisconnectedError) as ping_error:
             await bounded(client.ping())
@@ -272,12 +276,7 @@ async def test_malformed_packet_is_a_protocol_error(
     v5 = version == "5.0"
     fake = FakeBroker(v5=v5, on_connect=connack(v5), on_ping=malformed)
     async with running(fake):
-        client = MQTTClient(
-            "127.0.0.1", fake.port, version=version, reconnect=NO_RECONNECT
-        )
-        await bounded(client.connect())
-        sub = client.subscribe("a/b")
-        await bounded(sub.start())
+        client, sub = await _subscribed_client_of(fake, version)
         with pytest.raises(MQTTError):
             await bounded(client.ping())
         with pytest.raises(MQTTProtocolError):
@@ -328,12 +327,7 @@ async def test_invalid_topic_alias_from_the_broker(publish: bytes) -> None:
     # connection with DISCONNECT 0x94 "Topic Alias invalid".
     fake = FakeBroker(v5=True, on_connect=connack(True), on_ping=publish)
     async with running(fake):
-        client = MQTTClient(
-            "127.0.0.1", fake.port, version="5.0", reconnect=NO_RECONNECT
-        )
-        await bounded(client.connect())
-        sub = client.subscribe("a/b")
-        await bounded(sub.start())
+        client, sub = await _subscribed_client_of(fake, "5.0")
         with pytest.raises(MQTTError):
             await bounded(client.ping())
         with pytest.raises(MQTTProtocolError):

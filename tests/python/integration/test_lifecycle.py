@@ -14,14 +14,15 @@ from zmqtt import (
     MQTTError,
     MQTTTimeoutError,
     QoS,
-    ReconnectConfig,
 )
 
 from integration.conftest import BrokerFactory, Clients
 from integration.helpers import (
+    NO_RECONNECT,
     Broker,
     Version,
     bounded,
+    connected_without_reconnect,
     frozen,
     log_offset,
     log_since,
@@ -30,8 +31,6 @@ from integration.helpers import (
     wait_for_log,
     wait_until,
 )
-
-NO_RECONNECT = ReconnectConfig(enabled=False)
 
 
 async def test_async_with_connects_and_sends_disconnect(
@@ -94,10 +93,7 @@ async def test_disconnect_after_the_connection_was_lost(
     make_broker: BrokerFactory, version: Version
 ) -> None:
     broker = make_broker()
-    client = MQTTClient(
-        broker.host, broker.port, version=version, reconnect=NO_RECONNECT
-    )
-    await bounded(client.connect())
+    client = await connected_without_reconnect(broker, version)
     sub = client.subscribe("lost/#")
     await bounded(sub.start())
     broker.kill()

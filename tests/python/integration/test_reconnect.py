@@ -24,9 +24,11 @@ from zmqtt import (
 
 from integration.conftest import BrokerFactory, Clients
 from integration.helpers import (
+    NO_RECONNECT,
     Broker,
     Version,
     bounded,
+    connected_without_reconnect,
     current_connection_id,
     frozen,
     log_offset,
@@ -40,7 +42,6 @@ from integration.helpers import (
 )
 
 QUICK = ReconnectConfig(initial_delay=0.05, max_delay=0.2, max_attempts=None)
-NO_RECONNECT = ReconnectConfig(enabled=False)
 
 
 def test_reconnect_config_defaults() -> None:
@@ -242,10 +243,7 @@ async def test_reconnect_disabled_a_loss_stops_the_client(
     make_broker: BrokerFactory, version: Version
 ) -> None:
     broker = make_broker()
-    client = MQTTClient(
-        broker.host, broker.port, version=version, reconnect=NO_RECONNECT
-    )
-    await bounded(client.connect())
+    client = await connected_without_reconnect(broker, version)
     topic = unique_topic()
     sub = client.subscribe(topic)
     await bounded(sub.start())
@@ -279,10 +277,7 @@ async def test_reconnect_disabled_async_for_raises(
     make_broker: BrokerFactory, version: Version
 ) -> None:
     broker = make_broker()
-    client = MQTTClient(
-        broker.host, broker.port, version=version, reconnect=NO_RECONNECT
-    )
-    await bounded(client.connect())
+    client = await connected_without_reconnect(broker, version)
     sub = client.subscribe(unique_topic())
     await bounded(sub.start())
 

@@ -289,27 +289,38 @@ mod tests {
 
     use super::*;
     use crate::tls::tls_support::{
-        server_config, ClientAuth, Handshake, Pki, TempDir, TestServer, GREETING,
+        server_config, ClientAuth, Handshake, Identity, Pki, TempDir, TestServer, GREETING,
     };
     use crate::tls::{TlsConfig, TlsVersion};
 
     const TIMEOUT: Duration = Duration::from_secs(10);
     const BOTH_VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&TLS13, &TLS12];
 
-    /// A server with a certificate for localhost / 127.0.0.1 from `pki`.
-    async fn localhost_server(pki: &Pki) -> TestServer {
-        let identity = pki.server(&["localhost", "127.0.0.1"]);
+    /// A server presenting `identity` over TLS 1.2 or 1.3, offering the ALPN
+    /// protocols `alpn` and asking for no client certificate.
+    async fn server_without_client_auth(identity: &Identity, alpn: &[&[u8]]) -> TestServer {
         TestServer::start(server_config(
-            &identity,
+            identity,
             ClientAuth::Off,
-            &[],
+            alpn,
             BOTH_VERSIONS,
         ))
         .await
     }
 
+    /// A server with a certificate for localhost / 127.0.0.1 from `pki`.
+    async fn localhost_server(pki: &Pki) -> TestServer {
+        let identity = pki.server(&["localhost", "127.0.0.1"]);
+        server_without_client_auth(&identity, &[]).await
+    }
+
     fn trusting(pki: &Pki) -> TlsConfig {
         TlsConfig::new().ca_pem(pki.ca_pem.clone())
+    }
+
+    /// Opens TLS to localhost:`port`, trusting only the CA of `pki`.
+    async fn open_localhost_trusting(pki: &Pki, port: u16) -> Result<Transport> {
+        open("localhost", port, &Tls::from(trusting(pki)), TIMEOUT).await
     }
 
     async fn read_greeting(transport: &mut Transport) {
@@ -369,14 +380,7 @@ mod tests {
     async fn tls_transport_reads_writes_and_writes_vectored() {
         let pki = Pki::new("echo CA");
         let server = localhost_server(&pki).await;
-        let mut transport = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&pki)),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+        let mut transport = open_localhost_trusting(&pki, server.port()).await.unwrap();
         read_greeting(&mut transport).await;
         assert!(transport.is_write_vectored());
         let slices = [io::IoSlice::new(b"abc"), io::IoSlice::new(b"def")];
@@ -395,26 +399,14 @@ mod tests {
         let pki = Pki::new("server CA");
         let other = Pki::new("other CA");
         let server = localhost_server(&pki).await;
-        let result = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&other)),
-            TIMEOUT,
-        )
-        .await;
+        let result = open_localhost_trusting(&other, server.port()).await;
         let error = result.unwrap_err();
         assert!(!error.is_retryable());
         assert_eq!(
             error.to_string(),
             "TLS error: certificate not trusted (unknown issuer)"
         );
-        let result = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&other)),
-            TIMEOUT,
-        )
-        .await;
+        let result = open_localhost_trusting(&other, server.port()).await;
         assert!(matches!(
             tls_source(result),
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
@@ -425,20 +417,8 @@ mod tests {
     async fn certificate_for_another_name_is_refused() {
         let pki = Pki::new("name CA");
         let identity = pki.server(&["other.test"]);
-        let server = TestServer::start(server_config(
-            &identity,
-            ClientAuth::Off,
-            &[],
-            BOTH_VERSIONS,
-        ))
-        .await;
-        let result = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&pki)),
-            TIMEOUT,
-        )
-        .await;
+        let server = server_without_client_auth(&identity, &[]).await;
+        let result = open_localhost_trusting(&pki, server.port()).await;
         let message = tls_message(result);
         assert!(
             message.starts_with("certificate is not valid for name 'localhost'"),
@@ -451,20 +431,8 @@ mod tests {
     async fn expired_certificate_is_refused() {
         let pki = Pki::new("expiry CA");
         let identity = pki.expired_server(&["localhost"]);
-        let server = TestServer::start(server_config(
-            &identity,
-            ClientAuth::Off,
-            &[],
-            BOTH_VERSIONS,
-        ))
-        .await;
-        let result = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&pki)),
-            TIMEOUT,
-        )
-        .await;
+        let server = server_without_client_auth(&identity, &[]).await;
+        let result = open_localhost_trusting(&pki, server.port()).await;
         assert_eq!(tls_message(result), "certificate expired");
     }
 
@@ -472,13 +440,7 @@ mod tests {
     async fn server_name_overrides_sni_and_the_verified_name() {
         let pki = Pki::new("override CA");
         let identity = pki.server(&["broker.test"]);
-        let mut server = TestServer::start(server_config(
-            &identity,
-            ClientAuth::Off,
-            &[],
-            BOTH_VERSIONS,
-        ))
-        .await;
+        let mut server = server_without_client_auth(&identity, &[]).await;
         let tls = Tls::from(trusting(&pki).server_name("broker.test"));
         let mut transport = open("127.0.0.1", server.port(), &tls, TIMEOUT)
             .await
@@ -489,13 +451,7 @@ mod tests {
             Some("broker.test")
         );
         // Without the override the same certificate does not match the host.
-        let result = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&pki)),
-            TIMEOUT,
-        )
-        .await;
+        let result = open_localhost_trusting(&pki, server.port()).await;
         assert!(tls_message(result).starts_with("certificate is not valid for name 'localhost'"));
     }
 
@@ -503,13 +459,7 @@ mod tests {
     async fn alpn_protocol_is_negotiated() {
         let pki = Pki::new("alpn CA");
         let identity = pki.server(&["localhost"]);
-        let mut server = TestServer::start(server_config(
-            &identity,
-            ClientAuth::Off,
-            &[b"mqtt"],
-            BOTH_VERSIONS,
-        ))
-        .await;
+        let mut server = server_without_client_auth(&identity, &[b"mqtt"]).await;
         let tls = Tls::from(trusting(&pki).alpn(["x-unknown", "mqtt"]));
         let transport = open("localhost", server.port(), &tls, TIMEOUT)
             .await
@@ -530,13 +480,7 @@ mod tests {
     async fn alpn_without_a_common_protocol_is_refused() {
         let pki = Pki::new("alpn mismatch CA");
         let identity = pki.server(&["localhost"]);
-        let server = TestServer::start(server_config(
-            &identity,
-            ClientAuth::Off,
-            &[b"mqtt"],
-            BOTH_VERSIONS,
-        ))
-        .await;
+        let server = server_without_client_auth(&identity, &[b"mqtt"]).await;
         let tls = Tls::from(trusting(&pki).alpn(["h2"]));
         let result = open("localhost", server.port(), &tls, TIMEOUT).await;
         assert_eq!(
@@ -590,14 +534,7 @@ mod tests {
             &[&TLS13],
         ))
         .await;
-        let mut transport = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&pki)),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+        let mut transport = open_localhost_trusting(&pki, server.port()).await.unwrap();
         let mut buffer = [0u8; 64];
         let error = transport.read(&mut buffer).await.unwrap_err();
         match tls::io_error(error) {
@@ -621,13 +558,7 @@ mod tests {
             &[&TLS12],
         ))
         .await;
-        let result = open(
-            "localhost",
-            server.port(),
-            &Tls::from(trusting(&pki)),
-            TIMEOUT,
-        )
-        .await;
+        let result = open_localhost_trusting(&pki, server.port()).await;
         assert_eq!(
             tls_message(result),
             "the server requires a client certificate"
@@ -682,13 +613,7 @@ mod tests {
     async fn accept_invalid_certs_skips_verification() {
         let stranger = Pki::new("stranger CA");
         let identity = stranger.expired_server(&["elsewhere.test"]);
-        let server = TestServer::start(server_config(
-            &identity,
-            ClientAuth::Off,
-            &[],
-            BOTH_VERSIONS,
-        ))
-        .await;
+        let server = server_without_client_auth(&identity, &[]).await;
         let tls = Tls::from(TlsConfig::new().danger_accept_invalid_certs(true));
         let mut transport = open("localhost", server.port(), &tls, TIMEOUT)
             .await
@@ -700,13 +625,7 @@ mod tests {
     async fn accept_invalid_hostnames_still_checks_the_chain() {
         let pki = Pki::new("hostname CA");
         let identity = pki.server(&["elsewhere.test"]);
-        let server = TestServer::start(server_config(
-            &identity,
-            ClientAuth::Off,
-            &[],
-            BOTH_VERSIONS,
-        ))
-        .await;
+        let server = server_without_client_auth(&identity, &[]).await;
         let tls = Tls::from(trusting(&pki).danger_accept_invalid_hostnames(true));
         let mut transport = open("localhost", server.port(), &tls, TIMEOUT)
             .await

@@ -8,23 +8,28 @@
 //!   connections between the client and a broker.
 //! - [`fake_broker::FakeBroker`]: a scripted MQTT peer for hostile or odd
 //!   behaviour a real broker cannot be made to show.
-//! - [`unique_topic`], [`with_timeout`], [`broker`]: small helpers.
+//! - [`unique_topic`], [`with_timeout`], [`step`], [`broker`]: small helpers.
+//! - [`local`], [`v311`], [`v5`], [`connect_v311`], [`connect_v5`],
+//!   [`persistent`]: clients of a local broker that never reconnect.
+//! - [`publish_qos1`], [`leave_a_subscription`]: steps many tests take.
 
 #![allow(dead_code)]
 
 pub mod fake_broker;
 pub mod proxy;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 // Shortcuts; a test binary that uses neither would otherwise warn.
+use bytes::Bytes;
 #[allow(unused_imports)]
 pub use fake_broker::{FakeBroker, FakeConnection};
 #[allow(unused_imports)]
 pub use proxy::FaultProxy;
+use zmqtt::{create_client, Client, ClientBuilder, Protocol, QoS, ReconnectConfig, V311, V5};
 use zmqtt_testbed::{Broker, BrokerOptions};
 
 /// How long one awaited step of a test may take before [`with_timeout`]
@@ -48,6 +53,13 @@ pub fn unique_topic(prefix: &str) -> String {
 #[track_caller]
 pub fn with_timeout<F: Future>(future: F) -> impl Future<Output = F::Output> {
     within_at(TEST_TIMEOUT, future, Location::caller())
+}
+
+/// [`with_timeout`] for anything awaitable, a future or a request builder
+/// (`IntoFuture`): the one-line way for a test to await a step.
+#[track_caller]
+pub fn step<F: IntoFuture>(future: F) -> impl Future<Output = F::Output> {
+    with_timeout(future.into_future())
 }
 
 /// Like [`with_timeout`] with a deadline of the caller's choice.
@@ -78,4 +90,65 @@ pub fn broker_with(options: BrokerOptions) -> Broker {
         Ok(broker) => broker,
         Err(error) => panic!("cannot start the test broker: {error}"),
     }
+}
+
+/// A 3.1.1 client builder for 127.0.0.1:`port` that never reconnects, so a
+/// lost connection shows in the test instead of being retried.
+pub fn local(port: u16) -> ClientBuilder<V311> {
+    create_client("127.0.0.1")
+        .port(port)
+        .reconnect(ReconnectConfig::disabled())
+}
+
+/// A 3.1.1 client of [`local`], not yet connected.
+pub fn v311(port: u16) -> Client<V311> {
+    local(port).build()
+}
+
+/// A 5.0 client of [`local`], not yet connected.
+pub fn v5(port: u16) -> Client<V5> {
+    local(port).v5().build()
+}
+
+/// A connected [`v311`] client.
+pub async fn connect_v311(port: u16) -> Client<V311> {
+    let client = v311(port);
+    step(client.connect()).await.unwrap();
+    client
+}
+
+/// A connected [`v5`] client.
+pub async fn connect_v5(port: u16) -> Client<V5> {
+    let client = v5(port);
+    step(client.connect()).await.unwrap();
+    client
+}
+
+/// A [`local`] builder for the persistent session `client_id`
+/// (clean session off).
+pub fn persistent(port: u16, client_id: &str) -> ClientBuilder<V311> {
+    local(port).client_id(client_id).clean_session(false)
+}
+
+/// Publishes `payload` to `topic` at QoS 1 and waits (as a [`step`]) for the
+/// broker's PUBACK, failing the test if the publish fails.
+#[track_caller]
+pub fn publish_qos1<'a, V: Protocol>(
+    client: &'a Client<V>,
+    topic: impl Into<String>,
+    payload: impl Into<Bytes>,
+) -> impl Future<Output = ()> + 'a {
+    let publishing = step(client.publish(topic, payload).qos(QoS::AtLeastOnce));
+    async move { publishing.await.unwrap() }
+}
+
+/// Connects `client`, subscribes it to `topic` at QoS 1 and disconnects,
+/// leaving the subscription in its persistent session at the broker.
+pub async fn leave_a_subscription<V: Protocol>(client: &Client<V>, topic: &str) {
+    step(client.connect()).await.unwrap();
+    let sub = step(client.subscribe([topic]).qos(QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    sub.detach().await;
+    step(client.disconnect()).await.unwrap();
 }
