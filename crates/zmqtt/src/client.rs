@@ -129,6 +129,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Queues a command without waiting (and without cloning the link):
+    /// `Ok(false)` when the queue is full.
+    fn try_send(&self, command: Command) -> Result<bool> {
+        let guard = self
+            .link
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(link) = guard.as_ref() else {
+            return Err(not_connected());
+        };
+        match link.commands.try_send(command) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(TrySendError::Closed(_)) => Err(not_connected()),
+        }
+    }
+
     fn link(&self) -> Option<Link> {
         let guard = self
             .link
@@ -314,7 +331,10 @@ impl<V: Protocol> Client<V> {
             return Ok(());
         };
         match link
-            .call(|reply| Command::Disconnect { disconnect, reply })
+            .call(|reply| Command::Disconnect {
+                disconnect: Box::new(disconnect),
+                reply,
+            })
             .await
         {
             Err(Error::Disconnected { .. }) => Ok(()),
@@ -404,11 +424,11 @@ impl<V: Protocol> Client<V> {
     ) -> PublishBuilder<'_, V> {
         PublishBuilder {
             client: self,
-            publish: Publish {
-                topic: topic.into(),
-                payload: payload.into(),
-                ..Publish::default()
-            },
+            topic: topic.into(),
+            payload: payload.into(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            v5_properties: None,
         }
     }
 
@@ -453,7 +473,10 @@ impl Client<V5> {
             },
         };
         self.link()?
-            .call(|reply| Command::Auth { auth, reply })
+            .call(|reply| Command::Auth {
+                auth: Box::new(auth),
+                reply,
+            })
             .await
     }
 
@@ -495,16 +518,23 @@ impl Client<V5> {
 #[must_use = "a publish does nothing until awaited"]
 pub struct PublishBuilder<'a, V> {
     client: &'a Client<V>,
-    publish: Publish,
+    topic: String,
+    payload: Bytes,
+    qos: QoS,
+    retain: bool,
+    /// 5.0 properties, boxed and only when set: the builder stays small.
+    /// (Not named `properties`, so that calling `.properties()` on a 3.1.1
+    /// builder reports the method as 5.0-only, not as a private field.)
+    v5_properties: Option<Box<PublishProperties>>,
 }
 
 impl<V: Protocol> fmt::Debug for PublishBuilder<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PublishBuilder")
-            .field("topic", &self.publish.topic)
-            .field("payload_len", &self.publish.payload.len())
-            .field("qos", &self.publish.qos)
-            .field("retain", &self.publish.retain)
+            .field("topic", &self.topic)
+            .field("payload_len", &self.payload.len())
+            .field("qos", &self.qos)
+            .field("retain", &self.retain)
             .finish()
     }
 }
@@ -512,13 +542,13 @@ impl<V: Protocol> fmt::Debug for PublishBuilder<'_, V> {
 impl<V: Protocol> PublishBuilder<'_, V> {
     /// Quality of service (default [`QoS::AtMostOnce`]).
     pub fn qos(mut self, qos: QoS) -> Self {
-        self.publish.qos = qos;
+        self.qos = qos;
         self
     }
 
     /// Asks the broker to retain the message (default false).
     pub fn retain(mut self, retain: bool) -> Self {
-        self.publish.retain = retain;
+        self.retain = retain;
         self
     }
 }
@@ -542,27 +572,63 @@ impl<V: Protocol> PublishBuilder<'_, V> {
     /// # Ok(()) }
     /// ```
     pub fn try_send(self) -> Result<bool> {
-        if self.publish.qos != QoS::AtMostOnce {
+        let PublishBuilder {
+            client,
+            topic,
+            payload,
+            qos,
+            retain,
+            v5_properties,
+        } = self;
+        if qos != QoS::AtMostOnce {
             return Err(Error::invalid(
                 "try_send() queues QoS 0 publishes only; await a QoS 1 or 2 publish",
             ));
         }
-        let shared = self.client.shared();
-        let publish = check_publish(shared, self.publish)?;
-        if shared.status.borrow().state != ConnectionState::Connected {
-            return Err(not_connected());
-        }
-        let link = shared.link().ok_or_else(not_connected)?;
-        // Nobody waits for the answer of a QoS 0 publish that was checked above.
-        let (reply, _) = oneshot::channel();
-        match link.commands.try_send(Command::Publish {
-            publish,
-            reply,
-            slot: None,
-        }) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Full(_)) => Ok(false),
-            Err(TrySendError::Closed(_)) => Err(not_connected()),
+        let shared = client.shared();
+        let command = match v5_properties {
+            // The common case: a small command the driver encodes from its parts.
+            None => {
+                check_qos0(shared, &topic, payload.len(), retain)?;
+                Command::PublishQos0 {
+                    topic,
+                    payload,
+                    retain,
+                }
+            }
+            Some(properties) => {
+                let publish = Publish {
+                    topic,
+                    payload,
+                    retain,
+                    properties: *properties,
+                    ..Publish::default()
+                };
+                let publish = check_publish(shared, publish)?;
+                if shared.status.borrow().state != ConnectionState::Connected {
+                    return Err(not_connected());
+                }
+                // Nobody waits for the answer of a QoS 0 publish checked above.
+                let (reply, _) = oneshot::channel();
+                Command::Publish {
+                    publish: Box::new(publish),
+                    reply,
+                    slot: None,
+                }
+            }
+        };
+        shared.try_send(command)
+    }
+
+    /// The publish as the engine takes it.
+    fn into_publish(self) -> Publish {
+        Publish {
+            topic: self.topic,
+            payload: self.payload,
+            qos: self.qos,
+            retain: self.retain,
+            properties: self.v5_properties.map(|boxed| *boxed).unwrap_or_default(),
+            ..Publish::default()
         }
     }
 }
@@ -570,7 +636,7 @@ impl<V: Protocol> PublishBuilder<'_, V> {
 impl PublishBuilder<'_, V5> {
     /// 5.0 PUBLISH properties (expiry, content type, response topic, …).
     pub fn properties(mut self, properties: PublishProperties) -> Self {
-        self.publish.properties = properties;
+        self.v5_properties = Some(Box::new(properties));
         self
     }
 }
@@ -580,7 +646,8 @@ impl<'a, V: Protocol> IntoFuture for PublishBuilder<'a, V> {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(publish(self.client.shared(), self.publish))
+        let shared = self.client.shared();
+        Box::pin(publish(shared, self.into_publish()))
     }
 }
 
@@ -598,11 +665,35 @@ pub(crate) async fn publish(shared: &Shared, publish: Publish) -> Result<()> {
         ),
     };
     link.call(|reply| Command::Publish {
-        publish,
+        publish: Box::new(publish),
         reply,
         slot,
     })
     .await
+}
+
+/// What [`check_publish`] checks, for a QoS 0 publish without properties
+/// given by its parts, and then that the client is connected (`try_send()`).
+fn check_qos0(shared: &Shared, topic: &str, payload_len: usize, retain: bool) -> Result<()> {
+    zmqtt_proto::topic::validate_topic_name(topic)?;
+    let status = shared.status.borrow();
+    if status.state != ConnectionState::Connected {
+        return Err(not_connected());
+    }
+    let Some(info) = &status.info else {
+        return Ok(());
+    };
+    if retain && !info.retain_available {
+        return Err(Error::RetainNotAvailable);
+    }
+    let (Some(maximum), Ok(config)) = (info.maximum_packet_size, &shared.config) else {
+        return Ok(());
+    };
+    match zmqtt_proto::codec::qos0_publish_len(topic, payload_len, config.protocol) {
+        Ok(size) if size > maximum as usize => Err(Error::PacketTooLarge { size, maximum }),
+        // An encoding problem is reported by the engine, in its words.
+        _ => Ok(()),
+    }
 }
 
 /// Refuses locally, before anything is queued, a publish that cannot go out:
@@ -766,7 +857,10 @@ impl<'a, V: Protocol> IntoFuture for SubscribeBuilder<'a, V> {
             };
             let link = self.client.link()?;
             let subscribed = link
-                .call(|reply| Command::Subscribe { spec, reply })
+                .call(|reply| Command::Subscribe {
+                    spec: Box::new(spec),
+                    reply,
+                })
                 .await?;
             Ok(Subscription::new(
                 subscribed,

@@ -143,7 +143,7 @@ impl RequestBuilder<'_> {
         };
         let result = link
             .call(|reply| Command::Request {
-                publish,
+                publish: Box::new(publish),
                 key,
                 reply,
             })

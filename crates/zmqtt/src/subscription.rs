@@ -154,7 +154,7 @@ impl Subscription {
         self.link
             .call(|reply| Command::Unsubscribe {
                 key,
-                properties: UnsubscribeProperties::default(),
+                properties: Box::new(UnsubscribeProperties::default()),
                 reply,
             })
             .await

@@ -80,16 +80,7 @@ pub(super) fn write(
                 connack.properties.write(layout.props, buf);
             }
         }
-        Packet::Publish(publish) => {
-            wire::put_string(buf, &publish.topic);
-            if let Some(id) = publish.packet_id {
-                buf.put_u16(id);
-            }
-            if version == ProtocolVersion::V5 {
-                publish.properties.write(layout.props, buf);
-            }
-            buf.put_slice(&publish.payload);
-        }
+        Packet::Publish(publish) => write_publish_body(publish, version, layout, buf),
         Packet::PubAck(response)
         | Packet::PubRec(response)
         | Packet::PubRel(response)
@@ -160,11 +151,96 @@ pub(super) fn write(
 }
 
 /// Type and flags of the fixed header.
+/// Validates a PUBLISH for `version` and computes its sizes: [`layout`]
+/// without wrapping the publish in a [`Packet`].
+pub(super) fn publish_packet_layout(
+    publish: &Publish,
+    version: ProtocolVersion,
+) -> Result<Layout, EncodeError> {
+    let layout = publish_layout(publish, version)?;
+    if layout.remaining > VARINT_MAX as usize {
+        return Err(EncodeError::TooLarge(layout.remaining));
+    }
+    Ok(layout)
+}
+
+/// Appends a PUBLISH; `layout` is what [`publish_packet_layout`] returned.
+pub(super) fn write_publish(
+    publish: &Publish,
+    version: ProtocolVersion,
+    layout: &Layout,
+    buf: &mut BytesMut,
+) {
+    buf.put_u8(((PacketType::Publish as u8) << 4) | publish_flags(publish));
+    wire::put_varint(buf, layout.remaining);
+    write_publish_body(publish, version, layout, buf);
+}
+
+/// The remaining length of a QoS 0 PUBLISH without properties (validated
+/// as [`publish_layout`] validates the same packet).
+pub(super) fn qos0_publish_remaining(
+    topic: &str,
+    payload_len: usize,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    if topic.is_empty() {
+        return Err(invalid(
+            "topic",
+            "must not be empty unless a topic alias is set",
+        ));
+    }
+    let remaining = wire::string_len(topic, "topic")? + block(0, version) + payload_len;
+    if remaining > VARINT_MAX as usize {
+        return Err(EncodeError::TooLarge(remaining));
+    }
+    Ok(remaining)
+}
+
+/// Appends a QoS 0 PUBLISH without properties; `remaining` is what
+/// [`qos0_publish_remaining`] returned.
+pub(super) fn write_qos0_publish(
+    topic: &str,
+    payload: &[u8],
+    retain: bool,
+    version: ProtocolVersion,
+    remaining: usize,
+    buf: &mut BytesMut,
+) {
+    buf.put_u8(((PacketType::Publish as u8) << 4) | u8::from(retain));
+    wire::put_varint(buf, remaining);
+    wire::put_string(buf, topic);
+    if version == ProtocolVersion::V5 {
+        // An empty property block: its length, zero.
+        wire::put_varint(buf, 0);
+    }
+    buf.put_slice(payload);
+}
+
+/// The variable header and payload of a PUBLISH.
+fn write_publish_body(
+    publish: &Publish,
+    version: ProtocolVersion,
+    layout: &Layout,
+    buf: &mut BytesMut,
+) {
+    wire::put_string(buf, &publish.topic);
+    if let Some(id) = publish.packet_id {
+        buf.put_u16(id);
+    }
+    if version == ProtocolVersion::V5 {
+        publish.properties.write(layout.props, buf);
+    }
+    buf.put_slice(&publish.payload);
+}
+
+/// The flag bits of a PUBLISH fixed header: DUP, QoS, RETAIN.
+fn publish_flags(publish: &Publish) -> u8 {
+    (u8::from(publish.dup) << 3) | ((publish.qos as u8) << 1) | u8::from(publish.retain)
+}
+
 fn first_byte(packet: &Packet) -> u8 {
     let flags = match packet {
-        Packet::Publish(publish) => {
-            (u8::from(publish.dup) << 3) | ((publish.qos as u8) << 1) | u8::from(publish.retain)
-        }
+        Packet::Publish(publish) => publish_flags(publish),
         Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => 0b0010,
         _ => 0,
     };

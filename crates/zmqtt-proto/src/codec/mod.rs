@@ -29,7 +29,7 @@ pub(crate) mod strategies;
 #[cfg(test)]
 mod tests;
 
-use crate::packet::{Packet, ProtocolVersion};
+use crate::packet::{Packet, ProtocolVersion, Publish, PublishProperties};
 use crate::reason::ReasonCode;
 
 /// Why bytes from the peer could not be decoded.
@@ -118,4 +118,85 @@ pub fn encode(
 /// The exact number of bytes [`encode`] appends for `packet` (same validation).
 pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> Result<usize, EncodeError> {
     Ok(encode::layout(packet, version)?.total())
+}
+
+/// [`encode`] for a PUBLISH held by reference: the same bytes and the same
+/// validation, without moving the publish into a [`Packet`] first.
+pub fn encode_publish(
+    publish: &Publish,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let layout = encode::publish_packet_layout(publish, version)?;
+    buf.reserve(layout.total());
+    encode::write_publish(publish, version, &layout, buf);
+    Ok(())
+}
+
+/// [`encoded_len`] for a PUBLISH held by reference (same validation).
+pub fn encoded_publish_len(
+    publish: &Publish,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    Ok(encode::publish_packet_layout(publish, version)?.total())
+}
+
+/// Appends a QoS 0 PUBLISH without properties (DUP 0, no packet id) made
+/// of borrowed parts: the bytes and validation of [`encode`] for the
+/// equivalent [`Publish`], without building one (a client's hot path).
+pub fn encode_qos0_publish(
+    topic: &str,
+    payload: &[u8],
+    retain: bool,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let remaining = encode::qos0_publish_remaining(topic, payload.len(), version)?;
+    write_qos0_publish(topic, payload, retain, version, remaining, buf);
+    Ok(())
+}
+
+/// The number of bytes [`encode_qos0_publish`] appends (same validation).
+pub fn qos0_publish_len(
+    topic: &str,
+    payload_len: usize,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    let remaining = encode::qos0_publish_remaining(topic, payload_len, version)?;
+    Ok(packet_len(remaining))
+}
+
+/// The remaining length of the packet of [`encode_qos0_publish`], validated,
+/// for callers that check the size before writing with
+/// [`write_qos0_publish`] (so the packet is validated once).
+pub(crate) fn qos0_publish_remaining(
+    topic: &str,
+    payload_len: usize,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    encode::qos0_publish_remaining(topic, payload_len, version)
+}
+
+/// The whole size of a packet whose remaining length is `remaining`.
+pub(crate) fn packet_len(remaining: usize) -> usize {
+    1 + wire::varint_len(remaining) + remaining
+}
+
+/// Appends the packet of [`encode_qos0_publish`]; `remaining` is what
+/// [`qos0_publish_remaining`] returned for the same parts.
+pub(crate) fn write_qos0_publish(
+    topic: &str,
+    payload: &[u8],
+    retain: bool,
+    version: ProtocolVersion,
+    remaining: usize,
+    buf: &mut BytesMut,
+) {
+    buf.reserve(packet_len(remaining));
+    encode::write_qos0_publish(topic, payload, retain, version, remaining, buf);
+}
+
+/// True when no PUBLISH property is set (what 3.1.1 can carry).
+pub(crate) fn publish_properties_empty(properties: &PublishProperties) -> bool {
+    properties::Properties::is_empty(properties)
 }

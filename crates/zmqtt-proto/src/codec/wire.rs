@@ -202,7 +202,7 @@ pub(crate) fn put_binary(buf: &mut BytesMut, data: &[u8]) {
 /// Why a string cannot be sent, if it cannot: longer than 65,535 bytes or
 /// containing U+0000 (MQTT-1.5.4-2).
 pub(crate) fn check_string(text: &str) -> Result<(), &'static str> {
-    if text.as_bytes().contains(&0) {
+    if crate::topic::contains_any_byte(text.as_bytes(), &[0]) {
         return Err("contains U+0000");
     }
     check_binary(text.as_bytes())

@@ -110,9 +110,9 @@ pub use event::{
 
 use crate::codec::{self, DecodeError, EncodeError};
 use crate::packet::{
-    Auth, ConnAck, Disconnect, Packet, PacketType, ProtocolVersion, PubResponse, Publish,
-    PublishProperties, QoS, SubAck, Subscribe, SubscribeFilter, SubscribeProperties,
-    SubscriptionOptions, UnsubAck, Unsubscribe, UnsubscribeProperties,
+    Auth, ConnAck, Disconnect, Packet, PacketType, ProtocolVersion, PubResponse, Publish, QoS,
+    SubAck, Subscribe, SubscribeFilter, SubscribeProperties, SubscriptionOptions, UnsubAck,
+    Unsubscribe, UnsubscribeProperties,
 };
 use crate::reason::ReasonCode;
 use crate::topic;
@@ -581,6 +581,37 @@ impl ClientSession {
         }
     }
 
+    /// Publishes a QoS 0 message without properties, encoded from borrowed
+    /// parts straight into the bytes to send: what [`publish`](Self::publish)
+    /// does for such a message (same checks, same bytes), without building a
+    /// [`Publish`]. No event follows.
+    pub fn publish_qos0(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+    ) -> Result<(), CommandError> {
+        let negotiated = self.connected()?;
+        let version = self.config.protocol;
+        if retain && !negotiated.retain_available {
+            return Err(CommandError::RetainNotAvailable);
+        }
+        topic::validate_topic_name(topic).map_err(CommandError::InvalidTopic)?;
+        let remaining = codec::qos0_publish_remaining(topic, payload.len(), version)
+            .map_err(CommandError::Encode)?;
+        if let Some(maximum) = negotiated.maximum_packet_size {
+            let size = codec::packet_len(remaining);
+            if size > maximum as usize {
+                return Err(CommandError::PacketTooLarge { size, maximum });
+            }
+        }
+        let before = self.out.len();
+        codec::write_qos0_publish(topic, payload, retain, version, remaining, &mut self.out);
+        self.note_sent(now, before);
+        Ok(())
+    }
+
     /// Publishes a message. `dup` and `packet_id` of `publish` are ignored (the
     /// session manages them).
     ///
@@ -601,7 +632,8 @@ impl ClientSession {
     ) -> Result<Option<RequestId>, CommandError> {
         let negotiated = self.connected()?;
         let version = self.config.protocol;
-        if version == ProtocolVersion::V311 && publish.properties != PublishProperties::default() {
+        if version == ProtocolVersion::V311 && !codec::publish_properties_empty(&publish.properties)
+        {
             return Err(CommandError::RequiresV5("publish properties"));
         }
         if publish.qos > negotiated.maximum_qos {
@@ -644,8 +676,7 @@ impl ClientSession {
             // Any identifier has the same size; the real one comes below.
             QoS::AtLeastOnce | QoS::ExactlyOnce => Some(1),
         };
-        let (mut publish, size) = measure_publish(publish, version);
-        let size = size.map_err(CommandError::Encode)?;
+        let size = codec::encoded_publish_len(&publish, version).map_err(CommandError::Encode)?;
         if let Some(maximum) = negotiated.maximum_packet_size {
             if size > maximum as usize {
                 return Err(CommandError::PacketTooLarge { size, maximum });
@@ -1759,18 +1790,6 @@ fn split_ack(response: PubResponse) -> Result<PublishAck, PublishRejected> {
 }
 
 /// The encoded length of a PUBLISH, without copying it.
-fn measure_publish(
-    publish: Publish,
-    version: ProtocolVersion,
-) -> (Publish, Result<usize, EncodeError>) {
-    let packet = Packet::Publish(publish);
-    let len = codec::encoded_len(&packet, version);
-    match packet {
-        Packet::Publish(publish) => (publish, len),
-        _ => (Publish::default(), len),
-    }
-}
-
 /// Writes a PUBLISH whose `topic` is the full topic name, applying topic
 /// aliases as the broker knows them on this connection: an alias the broker
 /// already maps to this topic goes alone (empty topic), otherwise topic and
@@ -1783,27 +1802,22 @@ fn write_publish(
     version: ProtocolVersion,
     out: &mut BytesMut,
 ) {
-    let mut dropped_alias = None;
-    let mut elided_topic = None;
+    // Measured when accepted; the form written here is never larger, so
+    // encoding cannot fail.
     if let Some(alias) = publish.properties.topic_alias {
         if alias == 0 || alias > alias_maximum {
-            dropped_alias = publish.properties.topic_alias.take();
-        } else if wire_aliases.get(&alias) == Some(&publish.topic) {
-            elided_topic = Some(std::mem::take(&mut publish.topic));
-        } else {
-            wire_aliases.insert(alias, publish.topic.clone());
+            publish.properties.topic_alias = None;
+            let _ = codec::encode_publish(publish, version, out);
+            publish.properties.topic_alias = Some(alias);
+            return;
         }
+        if wire_aliases.get(&alias) == Some(&publish.topic) {
+            let topic = std::mem::take(&mut publish.topic);
+            let _ = codec::encode_publish(publish, version, out);
+            publish.topic = topic;
+            return;
+        }
+        wire_aliases.insert(alias, publish.topic.clone());
     }
-    let packet = Packet::Publish(std::mem::take(publish));
-    // Measured when accepted; the form written here is never larger.
-    let _ = codec::encode(&packet, version, out);
-    if let Packet::Publish(written) = packet {
-        *publish = written;
-    }
-    if let Some(topic) = elided_topic {
-        publish.topic = topic;
-    }
-    if dropped_alias.is_some() {
-        publish.properties.topic_alias = dropped_alias;
-    }
+    let _ = codec::encode_publish(publish, version, out);
 }

@@ -582,3 +582,44 @@ proptest! {
         }
     }
 }
+
+// ---- the byte scan behind topic name validation -----------------------------
+
+#[test]
+fn contains_any_byte_finds_each_needle_at_every_position() {
+    for len in 0..40 {
+        let clean = vec![b'a'; len];
+        assert!(!contains_any_byte(&clean, &[0, b'+', b'#']), "len {len}");
+        for at in 0..len {
+            for needle in [0, b'+', b'#'] {
+                let mut bytes = clean.clone();
+                bytes[at] = needle;
+                assert!(contains_any_byte(&bytes, &[0, b'+', b'#']), "{len} {at}");
+                assert!(!contains_any_byte(&bytes, b"/"), "{len} {at}");
+            }
+        }
+    }
+    // Bytes next to a needle (0x2A, 0x2C around '+', 0x01 after 0) do not match.
+    assert!(!contains_any_byte(
+        b"*,\x01\"$*,\x01\"$*,",
+        &[0, b'+', b'#']
+    ));
+}
+
+#[test]
+fn mqtt_4_7_1_1_and_4_7_3_2_caught_past_the_first_eight_bytes() {
+    assert!(matches!(
+        validate_topic_name("sensors/room1/+"),
+        Err(TopicError::WildcardInName { .. })
+    ));
+    assert!(matches!(
+        validate_topic_name("sensors/#/temp/more"),
+        Err(TopicError::WildcardInName { .. })
+    ));
+    // U+0000 is reported before a wildcard that comes earlier.
+    assert!(matches!(
+        validate_topic_name("a/+/bcdefgh\0"),
+        Err(TopicError::NullCharacter { .. })
+    ));
+    assert_eq!(validate_topic_name("sensors/room1/temperature"), Ok(()));
+}

@@ -19,37 +19,47 @@ pub(crate) type SubKey = u64;
 pub(crate) type RequestKey = (String, Bytes);
 
 /// Calls that need an answer, over the bounded command channel.
+///
+/// Kept small (large parts boxed): every queued command is moved into the
+/// channel and out again, so its size is paid per message.
 #[derive(Debug)]
 pub(crate) enum Command {
+    /// A QoS 0 publish without properties from `try_send()`: nobody waits
+    /// for its outcome, so it carries no answer channel.
+    PublishQos0 {
+        topic: String,
+        payload: Bytes,
+        retain: bool,
+    },
     Publish {
-        publish: Publish,
+        publish: Box<Publish>,
         reply: oneshot::Sender<Result<()>>,
         /// QoS 1/2: held until the publish completes (bounds pending publishes).
         slot: Option<OwnedSemaphorePermit>,
     },
     Subscribe {
-        spec: SubscribeSpec,
+        spec: Box<SubscribeSpec>,
         reply: oneshot::Sender<Result<Subscribed>>,
     },
     Unsubscribe {
         key: SubKey,
-        properties: UnsubscribeProperties,
+        properties: Box<UnsubscribeProperties>,
         reply: oneshot::Sender<Result<UnsubscribeResult>>,
     },
     Ping {
         reply: oneshot::Sender<Result<()>>,
     },
     Request {
-        publish: Publish,
+        publish: Box<Publish>,
         key: RequestKey,
         reply: oneshot::Sender<Result<Message>>,
     },
     Auth {
-        auth: Auth,
+        auth: Box<Auth>,
         reply: oneshot::Sender<Result<()>>,
     },
     Disconnect {
-        disconnect: Disconnect,
+        disconnect: Box<Disconnect>,
         reply: oneshot::Sender<Result<()>>,
     },
     /// Drop the connection as if it were lost; answered once it is closed.
@@ -137,5 +147,17 @@ impl QueueTx {
             QueueTx::Bounded(tx) => tx.try_send(message).is_ok(),
             QueueTx::Unbounded(tx) => tx.send(message).is_ok(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every queued command is moved into the channel and out again: the
+    /// large parts stay boxed so that a QoS 0 publish moves few bytes.
+    #[test]
+    fn a_command_stays_small() {
+        assert!(std::mem::size_of::<Command>() <= 9 * std::mem::size_of::<usize>());
     }
 }

@@ -396,6 +396,8 @@ impl Driver {
             self.handle_control(control);
         }
         match command {
+            // Nobody waits for its outcome.
+            Command::PublishQos0 { .. } => {}
             Command::Publish {
                 publish,
                 reply,
@@ -405,7 +407,7 @@ impl Driver {
                     let _ = reply.send(Err(not_connected()));
                 } else if !reply.is_closed() || slot.is_some() {
                     self.parked.push_back(Parked {
-                        publish,
+                        publish: *publish,
                         waiter: PublishWaiter { reply, _slot: slot },
                     });
                 }
@@ -686,7 +688,7 @@ impl Driver {
             self.handle_control(control);
         }
         if let Command::Disconnect { disconnect, reply } = command {
-            match self.session.disconnect(now, disconnect) {
+            match self.session.disconnect(now, *disconnect) {
                 Ok(()) => {
                     info!(target: CLIENT, "disconnecting");
                     self.stop_requested = true;
@@ -703,17 +705,27 @@ impl Driver {
             return;
         }
         match command {
+            Command::PublishQos0 {
+                topic,
+                payload,
+                retain,
+            } => {
+                // Checked by `try_send()`; a refusal here has nobody to tell.
+                if let Err(error) = self.session.publish_qos0(now, &topic, &payload, retain) {
+                    debug!(target: CLIENT, %error, "QoS 0 publish refused");
+                }
+            }
             Command::Publish {
                 publish,
                 reply,
                 slot,
-            } => self.publish(now, publish, PublishWaiter { reply, _slot: slot }),
-            Command::Subscribe { spec, reply } => self.subscribe(now, spec, reply),
+            } => self.publish(now, *publish, PublishWaiter { reply, _slot: slot }),
+            Command::Subscribe { spec, reply } => self.subscribe(now, *spec, reply),
             Command::Unsubscribe {
                 key,
                 properties,
                 reply,
-            } => self.unsubscribe(now, key, properties, reply),
+            } => self.unsubscribe(now, key, *properties, reply),
             Command::Ping { reply } => match self.session.ping(now) {
                 Ok(id) => {
                     self.pings.insert(id, reply);
@@ -723,13 +735,13 @@ impl Driver {
                 }
             },
             Command::Auth { auth, reply } => {
-                let _ = reply.send(self.auth(now, auth));
+                let _ = reply.send(self.auth(now, *auth));
             }
             Command::Request {
                 publish,
                 key,
                 reply,
-            } => self.request(now, publish, key, reply),
+            } => self.request(now, *publish, key, reply),
             Command::Reset { reply } => {
                 info!(target: CLIENT, "reset(): dropping the connection");
                 self.reset_replies.push(reply);

@@ -151,3 +151,63 @@ proptest! {
         decode_stream(&buf, version, u32::MAX);
     }
 }
+
+/// A version and a publish valid for it.
+fn versioned_publish() -> impl Strategy<Value = (ProtocolVersion, crate::packet::Publish)> {
+    strategies::version().prop_flat_map(|version| (Just(version), strategies::publish(version)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn encode_publish_matches_encode((version, publish) in versioned_publish()) {
+        let mut expected = BytesMut::new();
+        let packet = Packet::Publish(publish.clone());
+        encode(&packet, version, &mut expected).unwrap();
+        let mut buf = BytesMut::new();
+        crate::codec::encode_publish(&publish, version, &mut buf).unwrap();
+        prop_assert_eq!(&buf, &expected);
+        prop_assert_eq!(crate::codec::encoded_publish_len(&publish, version), Ok(expected.len()));
+    }
+
+    #[test]
+    fn encode_qos0_publish_matches_encode(
+        version in strategies::version(),
+        topic in strategies::non_empty_string(40),
+        payload in strategies::bytes(300),
+        retain in any::<bool>(),
+    ) {
+        let publish = crate::packet::Publish {
+            topic: topic.clone(),
+            payload: payload.clone(),
+            retain,
+            ..crate::packet::Publish::default()
+        };
+        let mut expected = BytesMut::new();
+        let expected_result = encode(&Packet::Publish(publish), version, &mut expected);
+        let mut buf = BytesMut::new();
+        let result = crate::codec::encode_qos0_publish(&topic, &payload, retain, version, &mut buf);
+        prop_assert_eq!(result.is_ok(), expected_result.is_ok());
+        prop_assert_eq!(&buf, &expected);
+        if result.is_ok() {
+            prop_assert_eq!(
+                crate::codec::qos0_publish_len(&topic, payload.len(), version),
+                Ok(expected.len())
+            );
+        }
+    }
+}
+
+#[test]
+fn encode_qos0_publish_refuses_what_encode_refuses() {
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let mut buf = BytesMut::new();
+        // MQTT-4.7.3-1: empty without an alias; MQTT-1.5.4-2: no U+0000 in a string.
+        assert!(crate::codec::encode_qos0_publish("", b"x", false, version, &mut buf).is_err());
+        assert!(crate::codec::encode_qos0_publish("a\0b", b"x", false, version, &mut buf).is_err());
+        let long = "t".repeat(65_536);
+        assert!(crate::codec::encode_qos0_publish(&long, b"x", false, version, &mut buf).is_err());
+        assert!(buf.is_empty());
+    }
+}

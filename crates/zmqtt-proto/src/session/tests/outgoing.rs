@@ -737,3 +737,64 @@ fn subscribe_refusals() {
     assert!(broker.sent().is_empty());
     assert_eq!(broker.session.available_packet_ids(), 65535);
 }
+
+#[test]
+fn qos0_from_parts_sends_the_bytes_of_publish() {
+    for mut broker in [Broker::v311(), Broker::v5()] {
+        broker.connect();
+        for retain in [false, true] {
+            let mut publish = publish_to("parts/topic", QoS::AtMostOnce);
+            publish.retain = retain;
+            assert_eq!(broker.session.publish(broker.now, publish), Ok(None));
+            let mut via_publish = BytesMut::new();
+            broker.session.poll_transmit(&mut via_publish);
+            assert_eq!(
+                broker
+                    .session
+                    .publish_qos0(broker.now, "parts/topic", b"payload", retain),
+                Ok(())
+            );
+            let mut via_parts = BytesMut::new();
+            broker.session.poll_transmit(&mut via_parts);
+            assert!(!via_parts.is_empty());
+            assert_eq!(via_parts, via_publish);
+            assert!(broker.events().is_empty());
+            assert_eq!(broker.session.pending_publishes(), 0);
+        }
+    }
+}
+
+#[test]
+fn qos0_from_parts_refuses_what_publish_refuses() {
+    let mut broker = Broker::v5();
+    assert_eq!(
+        broker.session.publish_qos0(broker.now, "a", b"", false),
+        Err(CommandError::NotConnected)
+    );
+    broker.connect_props(ConnAckProperties {
+        retain_available: Some(false),
+        maximum_packet_size: Some(20),
+        ..ConnAckProperties::default()
+    });
+    // MQTT-4.7.1-1 (wildcards), MQTT-4.7.3-1 (empty), MQTT-4.7.3-2 (U+0000).
+    for topic in ["a/+", "sensors/#", "", "abcdefgh/\0"] {
+        assert!(
+            matches!(
+                broker.session.publish_qos0(broker.now, topic, b"", false),
+                Err(CommandError::InvalidTopic(_))
+            ),
+            "{topic:?}"
+        );
+    }
+    assert_eq!(
+        broker.session.publish_qos0(broker.now, "a", b"", true),
+        Err(CommandError::RetainNotAvailable)
+    );
+    assert!(matches!(
+        broker
+            .session
+            .publish_qos0(broker.now, "a", &[0u8; 32], false),
+        Err(CommandError::PacketTooLarge { maximum: 20, .. })
+    ));
+    assert!(broker.sent().is_empty());
+}
