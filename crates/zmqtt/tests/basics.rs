@@ -323,3 +323,16 @@ async fn retained_messages_and_5_0_subscribe_options() {
     step(client.disconnect()).await.unwrap();
     step(other.disconnect()).await.unwrap();
 }
+
+/// "Wait as long as it takes" written as `Duration::MAX` must not overflow
+/// the clock in the connection task.
+#[tokio::test]
+async fn the_longest_connect_timeout_still_connects() {
+    let broker = broker();
+    let client = zmqtt::create_client("127.0.0.1")
+        .port(broker.port())
+        .connect_timeout(Duration::MAX)
+        .build();
+    step(client.connect()).await.unwrap();
+    step(client.disconnect()).await.unwrap();
+}

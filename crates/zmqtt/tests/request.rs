@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -285,4 +286,70 @@ async fn disconnect_ends_pending_requests() {
         matches!(result, Err(Error::Disconnected { .. })),
         "{result:?}"
     );
+}
+
+/// A duplicate that gives up (a zero timeout, or dropped) must not take the
+/// live request it collided with down with it: its cancellation names the
+/// same (response topic, correlation data) pair.
+#[tokio::test]
+async fn an_abandoned_duplicate_leaves_the_original_request_pending() {
+    let broker = broker();
+    let client = connect(broker.port(), 1000).await;
+    let service = unique_topic("request/slow");
+    let properties = PublishProperties {
+        response_topic: Some(unique_topic("request/replies")),
+        correlation_data: Some(Bytes::from_static(b"same")),
+        ..Default::default()
+    };
+    // A service answering by hand, so the original stays pending meanwhile.
+    let service_client = connect(broker.port(), 1).await;
+    let mut requests = step(
+        service_client
+            .subscribe([service.as_str()])
+            .qos(QoS::AtLeastOnce),
+    )
+    .await
+    .unwrap();
+    let original = client
+        .request(service.as_str(), "original")
+        .properties(properties.clone())
+        .timeout(Duration::from_secs(10));
+    let duplicates_then_answer = async {
+        // The original reached the service: it is registered and pending.
+        let request = requests.recv().await.expect("the original request");
+        for _ in 0..3 {
+            // Handed over on its first poll, then dropped before the answer.
+            let mut duplicate = Box::pin(
+                client
+                    .request(service.as_str(), "abandoned")
+                    .properties(properties.clone())
+                    .into_future(),
+            );
+            assert!(futures::poll!(duplicate.as_mut()).is_pending());
+            drop(duplicate);
+        }
+        // The same pair is still taken by the original.
+        let again = client
+            .request(service.as_str(), "again")
+            .properties(properties.clone());
+        assert!(matches!(again.await, Err(Error::InvalidArgument(_))));
+        let asked = request.properties.expect("5.0 properties");
+        let reply = PublishProperties {
+            correlation_data: asked.correlation_data,
+            ..Default::default()
+        };
+        service_client
+            .publish(
+                asked.response_topic.expect("a response topic"),
+                "re: original",
+            )
+            .qos(QoS::AtLeastOnce)
+            .properties(reply)
+            .await
+            .unwrap();
+    };
+    let (reply, ()) = step(async { tokio::join!(original, duplicates_then_answer) }).await;
+    assert_eq!(reply.unwrap().payload_str(), Some("re: original"));
+    step(client.disconnect()).await.unwrap();
+    step(service_client.disconnect()).await.unwrap();
 }

@@ -189,7 +189,8 @@ pub(super) fn qos0_publish_remaining(
             "must not be empty unless a topic alias is set",
         ));
     }
-    let remaining = wire::string_len(topic, "topic")? + block(0, version) + payload_len;
+    let remaining =
+        (wire::string_len(topic, "topic")? + block(0, version)).saturating_add(payload_len);
     if remaining > VARINT_MAX as usize {
         return Err(EncodeError::TooLarge(remaining));
     }

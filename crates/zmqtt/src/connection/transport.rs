@@ -39,6 +39,9 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// The longest connect timeout honoured as given; longer ones are cut to it.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Connects to `host:port` and, when `tls` is enabled, runs the TLS handshake.
 ///
 /// A host name that resolves to several addresses (`localhost` → `::1`,
@@ -61,7 +64,9 @@ pub(crate) async fn open(host: &str, port: u16, tls: &Tls, timeout: Duration) ->
         None => None,
     };
 
-    let deadline = Instant::now() + timeout;
+    // A huge timeout ("wait forever", e.g. Duration::MAX) must not overflow
+    // the clock; a century is forever enough.
+    let deadline = Instant::now() + timeout.min(LONGEST_TIMEOUT);
     let connecting = async {
         let addrs = resolve(host, port).await?;
         let tcp = connect_any(host, port, &addrs, deadline).await?;

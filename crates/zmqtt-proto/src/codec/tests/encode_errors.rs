@@ -716,3 +716,14 @@ fn remaining_length_above_268_435_455_is_rejected() {
     });
     assert_encode_err(&packet, V311, EncodeError::TooLarge(268_435_456));
 }
+
+/// A payload length near `usize::MAX` is a size error, not an overflow.
+#[test]
+fn qos0_publish_len_of_an_impossible_payload_is_too_large() {
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        assert!(matches!(
+            crate::codec::qos0_publish_len("a", usize::MAX, version),
+            Err(EncodeError::TooLarge(_))
+        ));
+    }
+}
