@@ -28,7 +28,7 @@ pub const DEFAULT_PORT: u16 = 1883;
 /// let will = Will::new("status/app", "offline").qos(QoS::AtLeastOnce).retain(true);
 /// assert_eq!(will.topic, "status/app");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Will {
     /// Topic name (no wildcards).
     pub topic: String,
@@ -40,6 +40,19 @@ pub struct Will {
     pub retain: bool,
     /// 5.0 Will properties (delay, expiry, content type, …); an error on 3.1.1.
     pub properties: Option<WillProperties>,
+}
+
+/// Shows the payload's size, never its bytes.
+impl std::fmt::Debug for Will {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Will")
+            .field("topic", &self.topic)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .field("qos", &self.qos)
+            .field("retain", &self.retain)
+            .field("properties", &self.properties)
+            .finish()
+    }
 }
 
 impl Will {
@@ -513,6 +526,17 @@ impl ClientBuilder<V5> {
 mod tests {
     use super::*;
     use crate::create_client;
+
+    #[test]
+    fn will_debug_shows_the_payload_size_not_its_bytes() {
+        let will = Will::new("status/app", "offline-secret");
+        let shown = format!("{will:?}");
+        assert!(
+            shown.contains("status/app") && shown.contains("<14 bytes>"),
+            "{shown}"
+        );
+        assert!(!shown.contains("offline-secret"), "{shown}");
+    }
 
     fn error_of<V: Protocol>(builder: ClientBuilder<V>) -> String {
         match builder.try_build() {

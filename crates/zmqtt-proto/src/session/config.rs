@@ -47,8 +47,9 @@ impl PingTimeout {
 
 /// Everything the session needs to (re)connect: the CONNECT contents and the
 /// local timing policies. The same CONNECT (Will included) is sent on every
-/// connection of the session.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// connection of the session. `Debug` leaves out the password and the Will
+/// payload.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// The protocol spoken on every connection of this session.
     pub protocol: ProtocolVersion,
@@ -70,6 +71,31 @@ pub struct SessionConfig {
     pub ping_timeout: PingTimeout,
     /// How long CONNACK may take after the transport opened; `None` waits forever.
     pub connect_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let will = self.will.as_ref().map(|will| {
+            (
+                &will.topic,
+                will.qos,
+                will.retain,
+                format!("<{} payload bytes>", will.payload.len()),
+            )
+        });
+        f.debug_struct("SessionConfig")
+            .field("protocol", &self.protocol)
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_start", &self.clean_start)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("will", &will)
+            .field("connect_properties", &self.connect_properties)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 impl Default for SessionConfig {
@@ -189,5 +215,31 @@ impl SessionConfig {
                 .maximum_packet_size
                 .unwrap_or(PROTOCOL_MAX_PACKET_SIZE),
         }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_password_and_no_will_payload() {
+        let config = SessionConfig {
+            username: Some("user".into()),
+            password: Some(Bytes::from_static(b"hunter2-secret")),
+            will: Some(LastWill {
+                topic: "status".into(),
+                payload: Bytes::from_static(b"will-payload-secret"),
+                ..LastWill::default()
+            }),
+            ..SessionConfig::new(ProtocolVersion::V311, "c")
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("user") && shown.contains("status"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("will-payload"), "{shown}");
     }
 }
