@@ -13,8 +13,9 @@ Rules for the implementation:
 - Fast paths: ``publish_nowait``, ``NativeSubscription.try_recv_batch`` and
   ``topic_matches`` finish synchronously, without a thread hop.
 - Every method returning ``Future[T]`` returns an ``asyncio.Future`` of the
-  loop running the call (``pyo3_async_runtimes::tokio::future_into_py`` or
-  equivalent), resolved through ``loop.call_soon_threadsafe``. The command is
+  loop running the call, resolved on the loop's thread: tokio threads only
+  mark a call ready and wake the loop through a socket it watches
+  (``loop.add_reader``), once per batch of ready calls. The command is
   handed to the driver when the method is called, so the caller may drop the
   future without awaiting it (``NativeSubscription.stop()`` is used so), and
   cancelling it only abandons the wait: the command is never half-sent and

@@ -1,7 +1,7 @@
 //! Keeping tokio threads out of a Python that is shutting down.
 //!
-//! Tokio threads attach to Python for two things only: resolving a future
-//! (`loop.call_soon_threadsafe`) and forwarding a log record. A thread that
+//! Tokio threads attach to Python for one thing only: forwarding a log
+//! record (futures are settled on the loop's thread, see `bridge`). A thread that
 //! is attached when the interpreter finalizes is killed in the middle of it,
 //! which aborts the process. So every such use goes through [`enter`], and an
 //! `atexit` hook (which runs before finalization) refuses new ones and waits,

@@ -2,15 +2,18 @@
 ``get_message()``, ``request()``, ``ping()`` or a subscription's ``start()``
 cleans up (no leaked subscription, quota or pending request: later calls work);
 calls never block the loop; a client used from another event loop raises a
-clear ``RuntimeError``; consecutive ``asyncio.run()`` calls may share a client;
+clear ``RuntimeError``; consecutive ``asyncio.run()`` calls may share a client
+and leave no descriptor behind; a batch of completions settles every future;
 uvloop works when installed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -279,6 +282,56 @@ async def test_consecutive_asyncio_runs_share_a_client(
         return [asyncio.run(session(b"first")), asyncio.run(session(b"second"))]
 
     assert await bounded(asyncio.to_thread(two_runs)) == [b"first", b"second"]
+
+
+async def test_completions_in_one_batch_settle_every_future(
+    broker: Broker, clients: Clients, version: Version, topic: str
+) -> None:
+    # Hundreds of acknowledgements arrive while the loop is busy elsewhere:
+    # they wake the loop once or a few times, and every future still gets
+    # its outcome.
+    client = await clients.connected(broker, version)
+    sub = await clients.subscribed(
+        broker, topic, version=version, qos=QoS.AT_LEAST_ONCE
+    )
+    publishes = [
+        client.publish(topic, b"%d" % index, qos=QoS.AT_LEAST_ONCE)
+        for index in range(300)
+    ]
+    outcomes = await bounded(asyncio.gather(*publishes, return_exceptions=True))
+    assert outcomes == [None] * 300
+    assert sorted(await payloads(sub, 300), key=int) == [b"%d" % i for i in range(300)]
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="needs /proc to count descriptors"
+)
+async def test_event_loops_that_are_gone_leave_no_descriptors(
+    broker: Broker, topic: str
+) -> None:
+    # Each event loop that awaited a call gets a wake-up socket pair; it must
+    # be released with the loop, or a program that runs many short loops
+    # (one asyncio.run() per job) runs out of descriptors.
+    client = MQTTClient(broker.host, broker.port, client_id=unique_id())
+
+    async def job(index: int) -> None:
+        async with client:
+            await client.publish(topic, b"%d" % index, qos=QoS.AT_LEAST_ONCE)
+
+    def runs(count: int) -> None:
+        for index in range(count):
+            asyncio.run(job(index))
+        gc.collect()
+
+    await bounded(asyncio.to_thread(runs, 2))
+    before = _open_descriptors()
+    await bounded(asyncio.to_thread(runs, 20))
+    # 20 loops leaking a pair each would add 40.
+    assert _open_descriptors() - before <= 2
 
 
 @pytest.mark.skipif(
