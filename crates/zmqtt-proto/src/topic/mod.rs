@@ -141,7 +141,7 @@ pub fn validate_topic_name(topic: &str) -> Result<(), TopicError> {
     }
     // A quick scan, eight bytes at a time, first: a valid topic (the common
     // case) needs nothing else.
-    if !contains_any_byte(topic.as_bytes(), &[0, b'+', b'#']) {
+    if !contains_nul_or_wildcard(topic.as_bytes()) {
         return Ok(());
     }
     let mut wildcard = false;
@@ -163,6 +163,37 @@ pub fn validate_topic_name(topic: &str) -> Result<(), TopicError> {
         });
     }
     Ok(())
+}
+
+/// Whether `bytes` holds U+0000, `+` or `#`: what `contains_any_byte` finds
+/// with those three needles, in two word tests instead of three (`+` 0x2B
+/// and `#` 0x23 differ only in bit 0x08, so setting that bit in every byte
+/// turns both into 0x2B and nothing else into it), and with the last, partial
+/// word read overlapping the one before instead of byte by byte.
+#[inline]
+pub(crate) fn contains_nul_or_wildcard(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let special =
+        |word: u64| has_zero(word) || has_zero((word | (ONES * 0x08)) ^ (ONES * u64::from(b'+')));
+    let word_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|chunk| <[u8; 8]>::try_from(chunk).ok())
+            .map(u64::from_ne_bytes)
+    };
+    if bytes.len() < 8 {
+        return bytes.iter().any(|byte| matches!(byte, 0 | b'+' | b'#'));
+    }
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        match word_at(at) {
+            Some(word) if !special(word) => at += 8,
+            _ => return true,
+        }
+    }
+    at < bytes.len() && word_at(bytes.len() - 8).map_or(true, special)
 }
 
 /// Whether `bytes` holds any of `needles`: eight bytes per step with the

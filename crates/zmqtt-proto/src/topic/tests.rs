@@ -623,3 +623,37 @@ fn mqtt_4_7_1_1_and_4_7_3_2_caught_past_the_first_eight_bytes() {
     ));
     assert_eq!(validate_topic_name("sensors/room1/temperature"), Ok(()));
 }
+
+#[test]
+fn contains_nul_or_wildcard_agrees_with_the_plain_scan() {
+    // Every length up to three words, each special byte (and its neighbours
+    // in the bit trick: 0x2A/0x2C/0x22/0x24/0x0B are not special) at every
+    // position, against the byte-by-byte definition.
+    for len in 0..=24 {
+        for at in 0..len {
+            for byte in [
+                0u8, b'+', b'#', 0x2A, 0x2C, 0x22, 0x24, 0x0B, 0x08, 0xAB, 0xA3,
+            ] {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = byte;
+                let expected = bytes.iter().any(|b| matches!(b, 0 | b'+' | b'#'));
+                assert_eq!(
+                    contains_nul_or_wildcard(&bytes),
+                    expected,
+                    "len {len}, {byte:#04x} at {at}"
+                );
+            }
+        }
+        assert!(!contains_nul_or_wildcard(&vec![b'/'; len]), "len {len}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn contains_nul_or_wildcard_matches_its_definition(
+        bytes in proptest::collection::vec(any::<u8>(), 0..80)
+    ) {
+        let expected = bytes.iter().any(|b| matches!(b, 0 | b'+' | b'#'));
+        prop_assert_eq!(contains_nul_or_wildcard(&bytes), expected);
+    }
+}
