@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,14 +12,15 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use zmqtt_proto::session::SessionConfig;
 use zmqtt_proto::{
-    Auth, AuthProperties, ConnAckProperties, Disconnect, DisconnectProperties, Packet, Publish,
-    PublishProperties, QoS, ReasonCode, RetainHandling, SubscribeFilter, SubscribeProperties,
-    SubscriptionOptions,
+    Auth, AuthProperties, ConnAckProperties, Disconnect, DisconnectProperties, Packet,
+    ProtocolVersion, Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubscribeFilter,
+    SubscribeProperties, SubscriptionOptions,
 };
 
 use crate::builder::ClientOptions;
 use crate::connection::command::{Command, Control, SubscribeSpec};
 use crate::connection::driver::{self, DriverParts};
+use crate::connection::queue::{command_queue, CommandTx};
 use crate::error::{Error, Result};
 use crate::request::RequestBuilder;
 use crate::subscription::Subscription;
@@ -91,10 +92,11 @@ pub(crate) struct Status {
     pub generation: u64,
 }
 
-/// The channels to the running driver task.
+/// The channels to the running driver task, for callers that also send
+/// control notices (see `Client::link`).
 #[derive(Debug, Clone)]
 pub(crate) struct Link {
-    pub commands: mpsc::Sender<Command>,
+    pub commands: CommandTx,
     pub control: mpsc::UnboundedSender<Control>,
 }
 
@@ -104,12 +106,7 @@ impl Link {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
     ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(make(reply))
-            .await
-            .map_err(|_| not_connected())?;
-        answer.await.unwrap_or_else(|_| Err(not_connected()))
+        self.commands.call(make).await
     }
 }
 
@@ -119,41 +116,53 @@ pub(crate) fn not_connected() -> Error {
 
 pub(crate) struct Shared {
     pub options: Arc<ClientOptions>,
-    pub config: std::result::Result<SessionConfig, Error>,
+    /// Why the options can never make a session (reported by `connect()`;
+    /// boxed: rare, and every client carries the field). The engine's
+    /// configuration itself is made from `options` by each `connect()`, not
+    /// kept here: a client holds one copy of its settings.
+    pub config_error: Option<Box<Error>>,
+    pub protocol: ProtocolVersion,
     pub status: Arc<watch::Sender<Status>>,
-    pub link: Mutex<Option<Link>>,
-    pub publish_slots: Arc<Semaphore>,
+    /// The command queue of the running (or last) driver.
+    pub commands: Mutex<Option<CommandTx>>,
+    /// Made by the first QoS 1/2 publish: clients that never send one do not
+    /// pay for it.
+    pub publish_slots: OnceLock<Arc<Semaphore>>,
     pub request_slots: Arc<Semaphore>,
     /// The response topic of `request()` calls that name none.
     pub reply_topic: String,
+    /// The random part of `reply_topic`: the driver recognises the topic by
+    /// it, without a copy of its own.
+    pub reply_id: ReplyId,
 }
 
 impl Shared {
-    /// Queues a command without waiting (and without cloning the link):
+    /// Queues a command without waiting (and without cloning the queue):
     /// `Ok(false)` when the queue is full.
     fn try_send(&self, command: Command) -> Result<bool> {
         let guard = self
-            .link
+            .commands
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(link) = guard.as_ref() else {
+        let Some(commands) = guard.as_ref() else {
             return Err(not_connected());
         };
-        match link.commands.try_send(command) {
+        match commands.try_send(command) {
             Ok(()) => Ok(true),
             Err(TrySendError::Full(_)) => Ok(false),
             Err(TrySendError::Closed(_)) => Err(not_connected()),
         }
     }
 
-    fn link(&self) -> Option<Link> {
+    /// The command queue of the running driver.
+    fn commands(&self) -> Option<CommandTx> {
         let guard = self
-            .link
+            .commands
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard
             .as_ref()
-            .filter(|link| !link.commands.is_closed())
+            .filter(|commands| !commands.is_closed())
             .cloned()
     }
 }
@@ -203,16 +212,19 @@ impl<V: Protocol> Client<V> {
             stop_error: None,
             generation: 0,
         };
-        let reply_topic = format!("zmqtt/replies/{}", hex(&random_bytes::<12>()));
+        let reply_id = random_bytes();
+        let reply_topic = reply_topic(&reply_id);
         Client {
             shared: Arc::new(Shared {
                 options: Arc::new(options),
-                config,
+                config_error: config.err().map(Box::new),
+                protocol: V::VERSION,
                 status: Arc::new(watch::Sender::new(status)),
-                link: Mutex::new(None),
-                publish_slots: Arc::new(Semaphore::new(MAX_PENDING_PUBLISHES)),
+                commands: Mutex::new(None),
+                publish_slots: OnceLock::new(),
                 request_slots: Arc::new(Semaphore::new(max_pending_requests)),
                 reply_topic,
+                reply_id,
             }),
             version: PhantomData,
         }
@@ -222,8 +234,18 @@ impl<V: Protocol> Client<V> {
         &self.shared
     }
 
+    /// The command queue and the control channel of the running driver;
+    /// the control channel is made by the first call (most clients never
+    /// need one).
     pub(crate) fn link(&self) -> Result<Link> {
-        self.shared.link().ok_or_else(not_connected)
+        let commands = self.commands()?;
+        let control = commands.control().ok_or_else(not_connected)?;
+        Ok(Link { commands, control })
+    }
+
+    /// The command queue of the running driver.
+    pub(crate) fn commands(&self) -> Result<CommandTx> {
+        self.shared.commands().ok_or_else(not_connected)
     }
 
     /// Connects: opens the socket (TLS included), sends CONNECT and returns
@@ -237,24 +259,25 @@ impl<V: Protocol> Client<V> {
     /// tokio runtime. Dropping the future does not stop the attempts: use
     /// [`disconnect`](Self::disconnect).
     pub async fn connect(&self) -> Result<()> {
-        let config = match &self.shared.config {
-            Ok(config) => config.clone(),
-            Err(error) => return Err(error.duplicate()),
-        };
+        if let Some(error) = &self.shared.config_error {
+            return Err(error.duplicate());
+        }
         let first = {
-            let mut link = self
+            let mut running = self
                 .shared
-                .link
+                .commands
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match link.as_ref().filter(|link| !link.commands.is_closed()) {
+            match running.as_ref().filter(|commands| !commands.is_closed()) {
                 Some(_) => None,
                 None => {
                     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
                         Error::invalid("connect() must be called within a tokio runtime")
                     })?;
-                    let (commands, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
-                    let (control, control_rx) = mpsc::unbounded_channel();
+                    // Checked when the client was built: the same options
+                    // give the same configuration.
+                    let config = self.shared.options.session_config(V::VERSION)?;
+                    let (commands, command_rx) = command_queue(COMMAND_CHANNEL_CAPACITY);
                     let (first_tx, first_rx) = oneshot::channel();
                     let mut generation = 0;
                     let mut connections_before = 0;
@@ -271,9 +294,7 @@ impl<V: Protocol> Client<V> {
                         config,
                         status: Arc::clone(&self.shared.status),
                         commands: command_rx,
-                        control_rx,
-                        control: control.clone(),
-                        reply_topic: self.shared.reply_topic.clone(),
+                        reply_id: self.shared.reply_id,
                         generation,
                         connections_before,
                     };
@@ -287,7 +308,7 @@ impl<V: Protocol> Client<V> {
                         }
                     };
                     runtime.spawn(driver.run());
-                    *link = Some(Link { commands, control });
+                    *running = Some(commands);
                     Some(first_rx)
                 }
             }
@@ -327,10 +348,10 @@ impl<V: Protocol> Client<V> {
     }
 
     async fn disconnect_packet(&self, disconnect: Disconnect) -> Result<()> {
-        let Some(link) = self.shared.link() else {
+        let Some(commands) = self.shared.commands() else {
             return Ok(());
         };
-        match link
+        match commands
             .call(|reply| Command::Disconnect {
                 disconnect: Box::new(disconnect),
                 reply,
@@ -349,10 +370,10 @@ impl<V: Protocol> Client<V> {
     /// but no longer delivers. Returns once the old connection is closed;
     /// does nothing when not connected.
     pub async fn reset(&self) -> Result<()> {
-        let Some(link) = self.shared.link() else {
+        let Some(commands) = self.shared.commands() else {
             return Ok(());
         };
-        match link.call(|reply| Command::Reset { reply }).await {
+        match commands.call(|reply| Command::Reset { reply }).await {
             Err(Error::Disconnected { .. }) => Ok(()),
             other => other,
         }
@@ -387,9 +408,9 @@ impl<V: Protocol> Client<V> {
     /// (SPEC 1.3); [`Error::Timeout`] after `timeout` (SPEC default:
     /// [`DEFAULT_PING_TIMEOUT`]). Concurrent pings are fine.
     pub async fn ping(&self, timeout: Duration) -> Result<Duration> {
-        let link = self.link()?;
+        let commands = self.commands()?;
         let started = tokio::time::Instant::now();
-        match tokio::time::timeout(timeout, link.call(|reply| Command::Ping { reply })).await {
+        match tokio::time::timeout(timeout, commands.call(|reply| Command::Ping { reply })).await {
             Ok(result) => result.map(|()| started.elapsed()),
             Err(_) => Err(Error::Timeout {
                 what: "PINGRESP",
@@ -472,7 +493,7 @@ impl Client<V5> {
                 ..AuthProperties::default()
             },
         };
-        self.link()?
+        self.commands()?
             .call(|reply| Command::Auth {
                 auth: Box::new(auth),
                 reply,
@@ -654,22 +675,27 @@ impl<'a, V: Protocol> IntoFuture for PublishBuilder<'a, V> {
 /// Checks a publish locally, then hands it to the driver and waits for its end.
 pub(crate) async fn publish(shared: &Shared, publish: Publish) -> Result<()> {
     let publish = check_publish(shared, publish)?;
-    let link = shared.link().ok_or_else(not_connected)?;
+    let commands = shared.commands().ok_or_else(not_connected)?;
     let slot = match publish.qos {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(
-            Arc::clone(&shared.publish_slots)
-                .acquire_owned()
-                .await
-                .map_err(|_| not_connected())?,
+            Arc::clone(
+                shared
+                    .publish_slots
+                    .get_or_init(|| Arc::new(Semaphore::new(MAX_PENDING_PUBLISHES))),
+            )
+            .acquire_owned()
+            .await
+            .map_err(|_| not_connected())?,
         ),
     };
-    link.call(|reply| Command::Publish {
-        publish: Box::new(publish),
-        reply,
-        slot,
-    })
-    .await
+    commands
+        .call(|reply| Command::Publish {
+            publish: Box::new(publish),
+            reply,
+            slot,
+        })
+        .await
 }
 
 /// What [`check_publish`] checks, for a QoS 0 publish without properties
@@ -686,10 +712,10 @@ fn check_qos0(shared: &Shared, topic: &str, payload_len: usize, retain: bool) ->
     if retain && !info.retain_available {
         return Err(Error::RetainNotAvailable);
     }
-    let (Some(maximum), Ok(config)) = (info.maximum_packet_size, &shared.config) else {
+    let Some(maximum) = info.maximum_packet_size else {
         return Ok(());
     };
-    match zmqtt_proto::codec::qos0_publish_len(topic, payload_len, config.protocol) {
+    match zmqtt_proto::codec::qos0_publish_len(topic, payload_len, shared.protocol) {
         Ok(size) if size > maximum as usize => Err(Error::PacketTooLarge { size, maximum }),
         // An encoding problem is reported by the engine, in its words.
         _ => Ok(()),
@@ -723,15 +749,14 @@ fn check_publish(shared: &Shared, mut publish: Publish) -> Result<Publish> {
         }
         info.maximum_packet_size
     };
-    let (Some(maximum), false, Ok(config)) = (maximum_packet_size, alias_only, &shared.config)
-    else {
+    let (Some(maximum), false) = (maximum_packet_size, alias_only) else {
         return Ok(publish);
     };
     // Measured as sent: a QoS 1/2 packet carries a (two-byte) packet id.
     let packet_id = publish.packet_id;
     publish.packet_id = (publish.qos != QoS::AtMostOnce).then_some(1);
     let packet = Packet::Publish(publish);
-    let size = zmqtt_proto::codec::encoded_len(&packet, config.protocol);
+    let size = zmqtt_proto::codec::encoded_len(&packet, shared.protocol);
     let Packet::Publish(mut publish) = packet else {
         return Err(Error::invalid("a publish could not be measured"));
     };
@@ -855,8 +880,8 @@ impl<'a, V: Protocol> IntoFuture for SubscribeBuilder<'a, V> {
                 auto_ack: self.auto_ack,
                 receive_buffer_size: self.receive_buffer_size,
             };
-            let link = self.client.link()?;
-            let subscribed = link
+            let commands = self.client.commands()?;
+            let subscribed = commands
                 .call(|reply| Command::Subscribe {
                     spec: Box::new(spec),
                     reply,
@@ -865,7 +890,7 @@ impl<'a, V: Protocol> IntoFuture for SubscribeBuilder<'a, V> {
             Ok(Subscription::new(
                 subscribed,
                 self.filters,
-                link,
+                commands,
                 Arc::clone(&self.client.shared.status),
             ))
         })
@@ -894,13 +919,58 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
+/// The random part of a client's generated response topic.
+pub(crate) type ReplyId = [u8; 12];
+
+const REPLY_TOPIC_PREFIX: &str = "zmqtt/replies/";
+
+/// The generated response topic: the prefix, then `id` in lower-case hex.
+fn reply_topic(id: &ReplyId) -> String {
+    let mut topic = String::with_capacity(REPLY_TOPIC_PREFIX.len() + 2 * id.len());
+    topic.push_str(REPLY_TOPIC_PREFIX);
+    for byte in id {
+        topic.extend(hex_digits(*byte));
+    }
+    topic
+}
+
+/// Whether `topic` is the generated response topic of `id`.
+pub(crate) fn is_reply_topic(topic: &str, id: &ReplyId) -> bool {
+    let Some(digits) = topic.strip_prefix(REPLY_TOPIC_PREFIX) else {
+        return false;
+    };
+    digits.len() == 2 * id.len()
+        && digits
+            .chars()
+            .zip(id.iter().flat_map(|byte| hex_digits(*byte)))
+            .all(|(seen, expected)| seen == expected)
+}
+
+/// The two lower-case hex digits of `byte`.
+fn hex_digits(byte: u8) -> [char; 2] {
+    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
+    [digit(byte >> 4), digit(byte & 0x0f)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_reply_topic_is_recognised_by_its_id_only() {
+        let id: ReplyId = [
+            0x00, 0x01, 0x7f, 0x80, 0xab, 0xff, 0x10, 0x2c, 0x3d, 0x4e, 0x5f, 0x9a,
+        ];
+        let topic = reply_topic(&id);
+        assert_eq!(topic, "zmqtt/replies/00017f80abff102c3d4e5f9a");
+        assert_eq!(topic.capacity(), topic.len());
+        assert!(is_reply_topic(&topic, &id));
+        let mut other = id;
+        other[11] = 0x9b;
+        assert!(!is_reply_topic(&topic, &other));
+        assert!(!is_reply_topic(&topic.to_uppercase(), &id));
+        assert!(!is_reply_topic(&format!("{topic}0"), &id));
+        assert!(!is_reply_topic("zmqtt/replies/", &id));
+        assert!(!is_reply_topic(&topic[1..], &id));
+    }
 }

@@ -13,8 +13,16 @@ use zmqtt_proto::topic::{FilterIndex, InsertOutcome, TopicError};
 use crate::connection::command::SubKey;
 
 /// The routing table of one driver.
-#[derive(Debug)]
+///
+/// Empty until the first subscription: a client that never subscribes (or no
+/// longer does) holds no table at all.
+#[derive(Debug, Default)]
 pub(crate) struct Router {
+    tables: Option<Box<Tables>>,
+}
+
+#[derive(Debug)]
+struct Tables {
     index: FilterIndex<SubKey>,
     /// 5.0 subscription identifier → subscriptions registered with it.
     identifiers: BTreeMap<u32, BTreeSet<SubKey>>,
@@ -31,15 +39,8 @@ pub(crate) struct Route {
 }
 
 impl Router {
-    pub(crate) fn new(stripped_prefixes: &[String]) -> Router {
-        Router {
-            index: FilterIndex::with_stripped_prefixes(stripped_prefixes.iter().cloned()),
-            identifiers: BTreeMap::new(),
-            registered: BTreeMap::new(),
-        }
-    }
-
-    /// Registers `key` for `filters`. Returns, for each filter another live
+    /// Registers `key` for `filters`; `stripped_prefixes` are the client's
+    /// (used when the table is made). Returns, for each filter another live
     /// subscription already holds, that filter and its holder (SPEC 1.7: the
     /// new subscription gets nothing for it; the caller logs a WARNING).
     /// Nothing changes when a filter is invalid.
@@ -48,59 +49,80 @@ impl Router {
         key: SubKey,
         filters: &[String],
         identifier: Option<u32>,
+        stripped_prefixes: &[String],
     ) -> Result<Vec<(String, SubKey)>, TopicError> {
         for filter in filters {
             zmqtt_proto::topic::validate_topic_filter(filter)?;
         }
+        let tables = self.tables.get_or_insert_with(|| {
+            Box::new(Tables {
+                index: FilterIndex::with_stripped_prefixes(stripped_prefixes.iter().cloned()),
+                identifiers: BTreeMap::new(),
+                registered: BTreeMap::new(),
+            })
+        });
         let mut duplicates = Vec::new();
         for filter in filters {
-            if let InsertOutcome::Duplicate { owner } = self.index.insert(filter, key)? {
+            if let InsertOutcome::Duplicate { owner } = tables.index.insert(filter, key)? {
                 duplicates.push((filter.clone(), owner));
             }
         }
         if let Some(identifier) = identifier {
-            self.identifiers.entry(identifier).or_default().insert(key);
+            tables
+                .identifiers
+                .entry(identifier)
+                .or_default()
+                .insert(key);
         }
-        self.registered.insert(key, (filters.to_vec(), identifier));
+        tables
+            .registered
+            .insert(key, (filters.to_vec(), identifier));
         Ok(duplicates)
     }
 
-    /// Removes every registration of `key`.
+    /// Removes every registration of `key`; the table goes with the last one.
     pub(crate) fn remove(&mut self, key: SubKey) {
-        let Some((filters, identifier)) = self.registered.remove(&key) else {
+        let Some(tables) = self.tables.as_mut() else {
+            return;
+        };
+        let Some((filters, identifier)) = tables.registered.remove(&key) else {
             return;
         };
         for filter in &filters {
-            self.index.remove(filter, &key);
+            tables.index.remove(filter, &key);
         }
         if let Some(identifier) = identifier {
-            if let Some(keys) = self.identifiers.get_mut(&identifier) {
+            if let Some(keys) = tables.identifiers.get_mut(&identifier) {
                 keys.remove(&key);
                 if keys.is_empty() {
-                    self.identifiers.remove(&identifier);
+                    tables.identifiers.remove(&identifier);
                 }
             }
+        }
+        if tables.registered.is_empty() {
+            self.tables = None;
         }
     }
 
     /// The one subscription that gets a message on `topic` carrying the 5.0
     /// subscription `identifiers` (empty on 3.1.1).
     pub(crate) fn route(&self, topic: &str, identifiers: &[u32]) -> Option<Route> {
+        let tables = self.tables.as_ref()?;
         let candidates: BTreeSet<SubKey> = identifiers
             .iter()
-            .filter_map(|identifier| self.identifiers.get(identifier))
+            .filter_map(|identifier| tables.identifiers.get(identifier))
             .flatten()
             .copied()
             .collect();
         if candidates.is_empty() {
-            return self.index.best_match(topic).map(|found| Route {
+            return tables.index.best_match(topic).map(|found| Route {
                 key: found.key,
                 tied: found.tied,
             });
         }
         // The broker named the subscriptions; among them the most specific
         // matching filter wins, else the first registered.
-        let by_specificity = self.index.all_matches(topic);
+        let by_specificity = tables.index.all_matches(topic);
         let key = by_specificity
             .into_iter()
             .find(|key| candidates.contains(key))
@@ -112,15 +134,26 @@ impl Router {
     /// Whether any registered subscription other than `except` holds `filter`
     /// (the exact string), so that UNSUBSCRIBE must not remove it at the broker.
     pub(crate) fn filter_in_use(&self, filter: &str, except: SubKey) -> bool {
-        self.registered
-            .iter()
-            .any(|(key, (filters, _))| *key != except && filters.iter().any(|f| f == filter))
+        self.tables.as_ref().is_some_and(|tables| {
+            tables
+                .registered
+                .iter()
+                .any(|(key, (filters, _))| *key != except && filters.iter().any(|f| f == filter))
+        })
     }
 
     /// Whether `key` is registered.
     #[cfg(test)]
     pub(crate) fn contains(&self, key: SubKey) -> bool {
-        self.registered.contains_key(&key)
+        self.tables
+            .as_ref()
+            .is_some_and(|tables| tables.registered.contains_key(&key))
+    }
+
+    /// Whether a table is allocated.
+    #[cfg(test)]
+    fn has_tables(&self) -> bool {
+        self.tables.is_some()
     }
 }
 
@@ -128,8 +161,39 @@ impl Router {
 mod tests {
     use super::*;
 
-    fn router() -> Router {
-        Router::new(&["$queue".to_owned(), "$exclusive".to_owned()])
+    fn prefixes() -> Vec<String> {
+        vec!["$queue".to_owned(), "$exclusive".to_owned()]
+    }
+
+    /// A router whose `insert` always passes the test's stripped prefixes.
+    struct TestRouter(Router);
+
+    impl TestRouter {
+        fn insert(
+            &mut self,
+            key: SubKey,
+            filters: &[String],
+            identifier: Option<u32>,
+        ) -> Result<Vec<(String, SubKey)>, TopicError> {
+            self.0.insert(key, filters, identifier, &prefixes())
+        }
+    }
+
+    impl std::ops::Deref for TestRouter {
+        type Target = Router;
+        fn deref(&self) -> &Router {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for TestRouter {
+        fn deref_mut(&mut self) -> &mut Router {
+            &mut self.0
+        }
+    }
+
+    fn router() -> TestRouter {
+        TestRouter(Router::default())
     }
 
     fn filters(list: &[&str]) -> Vec<String> {
@@ -213,5 +277,25 @@ mod tests {
         router.insert(2, &filters(&["a"]), None).unwrap();
         assert!(router.filter_in_use("a", 1));
         assert!(!router.filter_in_use("$share/g/a", 1), "exact strings only");
+    }
+
+    #[test]
+    fn the_table_exists_only_while_something_is_subscribed() {
+        let mut router = router();
+        assert!(!router.has_tables());
+        assert_eq!(router.route("a", &[]), None);
+        assert!(!router.filter_in_use("a", 0));
+        router.remove(1);
+        router.insert(1, &filters(&["a"]), Some(7)).unwrap();
+        router.insert(2, &filters(&["b"]), None).unwrap();
+        assert!(router.has_tables());
+        router.remove(1);
+        assert!(router.has_tables());
+        assert_eq!(router.route("b", &[]).map(|r| r.key), Some(2));
+        router.remove(2);
+        assert!(!router.has_tables());
+        // Made again, with the stripped prefixes, by the next subscription.
+        router.insert(3, &filters(&["$queue/q/#"]), None).unwrap();
+        assert_eq!(router.route("q/1", &[]).map(|r| r.key), Some(3));
     }
 }

@@ -9,8 +9,9 @@ use std::task::{Context, Poll};
 use tokio::sync::watch;
 use zmqtt_proto::{ReasonCode, ReasonProperties, UnsubscribeProperties};
 
-use crate::client::{Link, Status};
-use crate::connection::command::{Command, Control, QueueRx, SubKey, Subscribed};
+use crate::client::Status;
+use crate::connection::command::{Command, QueueRx, SubKey, Subscribed};
+use crate::connection::queue::CommandTx;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
@@ -35,7 +36,7 @@ pub struct Subscription {
     filters: Vec<String>,
     granted: Vec<ReasonCode>,
     queue: QueueRx,
-    link: Link,
+    commands: CommandTx,
     status: Arc<watch::Sender<Status>>,
     /// `stop` or `detach` already told the driver.
     finished: bool,
@@ -57,7 +58,7 @@ impl Subscription {
     pub(crate) fn new(
         subscribed: Subscribed,
         filters: Vec<String>,
-        link: Link,
+        commands: CommandTx,
         status: Arc<watch::Sender<Status>>,
     ) -> Subscription {
         Subscription {
@@ -65,7 +66,7 @@ impl Subscription {
             filters,
             granted: subscribed.granted,
             queue: subscribed.queue,
-            link,
+            commands,
             status,
             finished: false,
             ended: false,
@@ -151,7 +152,7 @@ impl Subscription {
     pub async fn stop(mut self) -> Result<UnsubscribeResult> {
         self.finished = true;
         let key = self.key;
-        self.link
+        self.commands
             .call(|reply| Command::Unsubscribe {
                 key,
                 properties: Box::new(UnsubscribeProperties::default()),
@@ -164,14 +165,14 @@ impl Subscription {
     /// the broker's subscription). Queued messages are dropped.
     pub async fn detach(mut self) {
         self.finished = true;
-        let _ = self.link.control.send(Control::Detach(self.key));
+        self.commands.send_unbounded(Command::Detach(self.key));
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         if !self.finished {
-            let _ = self.link.control.send(Control::Detach(self.key));
+            self.commands.send_unbounded(Command::Detach(self.key));
         }
     }
 }

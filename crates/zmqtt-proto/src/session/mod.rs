@@ -505,6 +505,40 @@ impl ClientSession {
         }
     }
 
+    /// Gives back the memory the session keeps for reuse in whatever is empty
+    /// now (the event queue, the transmit buffer, the pending pings and acks,
+    /// empty maps, unused packet identifier pages). For a driver whose
+    /// connection went quiet: an idle session then holds next to nothing.
+    /// Nothing else changes; what is needed later is allocated again.
+    pub fn release_idle_memory(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+        }
+        // Holds at most the keepalive ping of an idle connection: room for
+        // that one only.
+        self.pings.shrink_to_fit();
+        if self.waiting.is_empty() {
+            self.waiting = VecDeque::new();
+        }
+        if self.ack_queue.is_empty() {
+            self.ack_queue = VecDeque::new();
+        }
+        // An empty map shrinks to no allocation at all.
+        if self.outgoing.is_empty() {
+            self.outgoing.shrink_to_fit();
+        }
+        if self.requests.is_empty() {
+            self.requests.shrink_to_fit();
+        }
+        if self.incoming.is_empty() {
+            self.incoming.shrink_to_fit();
+        }
+        self.ids.release_memory();
+    }
+
     /// The driver stopped (`true`) or resumed (`false`) reading the transport,
     /// e.g. because the application is not consuming messages (TCP
     /// backpressure).

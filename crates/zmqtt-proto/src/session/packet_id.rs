@@ -9,17 +9,35 @@
 /// Number of usable identifiers (1..=65535).
 pub(crate) const PACKET_ID_COUNT: usize = u16::MAX as usize;
 
-const WORDS: usize = 1 << 10; // 1024 words of 64 bits: one bit per u16 value.
+/// Words of 64 bits per page: one page covers 4096 identifiers.
+const PAGE_WORDS: usize = 64;
+const IDS_PER_PAGE: usize = PAGE_WORDS * 64;
+/// Pages covering every u16 value.
+const PAGES: usize = (1 << 16) / IDS_PER_PAGE;
+
+type Page = Box<[u64; PAGE_WORDS]>;
 
 /// A set of identifiers in use, with round-robin allocation: a freshly released
 /// identifier is the last to be reused, which keeps a late or duplicated
 /// acknowledgement from a peer from matching a new flow.
+///
+/// One bit per identifier, in pages of 4096 allocated when an identifier of
+/// theirs is first taken: an idle session (most connections, most of the
+/// time) holds no bitmap at all instead of 8 KiB.
 #[derive(Clone)]
 pub(crate) struct PacketIdPool {
-    used: Box<[u64; WORDS]>,
+    /// `None` while no page is allocated: the pool then costs a pointer.
+    table: Option<Box<PageTable>>,
     in_use: usize,
     /// Where the next search starts.
     next: u16,
+}
+
+#[derive(Clone, Default)]
+struct PageTable {
+    pages: [Option<Page>; PAGES],
+    /// Identifiers held in each page.
+    held_in_page: [u16; PAGES],
 }
 
 impl std::fmt::Debug for PacketIdPool {
@@ -33,13 +51,8 @@ impl std::fmt::Debug for PacketIdPool {
 
 impl Default for PacketIdPool {
     fn default() -> Self {
-        let mut used = Box::new([0u64; WORDS]);
-        // Identifier 0 is never valid: mark it permanently used.
-        if let Some(first) = used.first_mut() {
-            *first = 1;
-        }
         PacketIdPool {
-            used,
+            table: None,
             in_use: 0,
             next: 1,
         }
@@ -47,17 +60,28 @@ impl Default for PacketIdPool {
 }
 
 impl PacketIdPool {
-    fn position(id: u16) -> (usize, u64) {
-        (usize::from(id >> 6), 1u64 << (id & 63))
+    /// Page, word within the page and bit of `id`.
+    fn position(id: u16) -> (usize, usize, u64) {
+        let index = usize::from(id);
+        (
+            index / IDS_PER_PAGE,
+            (index % IDS_PER_PAGE) / 64,
+            1u64 << (id & 63),
+        )
+    }
+
+    fn word(&self, id: u16) -> u64 {
+        let (page, word, _) = Self::position(id);
+        match self.table.as_ref().and_then(|table| table.pages.get(page)) {
+            Some(Some(bits)) => bits.get(word).copied().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// Whether `id` is currently held.
     pub(crate) fn contains(&self, id: u16) -> bool {
-        if id == 0 {
-            return false;
-        }
-        let (word, bit) = Self::position(id);
-        self.used.get(word).is_some_and(|w| w & bit != 0)
+        let (_, _, bit) = Self::position(id);
+        id != 0 && self.word(id) & bit != 0
     }
 
     /// How many identifiers are held.
@@ -77,19 +101,32 @@ impl PacketIdPool {
             return None;
         }
         let mut id = self.next.max(1);
-        // At most one full lap over the 1024 words (plus the partial first one).
-        for _ in 0..=(WORDS * 64) {
-            let (word_index, bit) = Self::position(id);
-            let word = self.used.get(word_index).copied().unwrap_or(u64::MAX);
+        // At most one full lap over every word (plus the partial first one).
+        for _ in 0..=(PAGES * PAGE_WORDS * 64) {
+            if id == 0 {
+                // Identifier 0 is never valid (MQTT-2.3.1-1).
+                id = 1;
+            }
+            let word = self.word(id);
             if word == u64::MAX {
                 // Whole word taken: jump to the first id of the next word.
                 id = id.checked_add(64 - (id & 63)).unwrap_or(1);
                 continue;
             }
+            let (page_index, word_index, bit) = Self::position(id);
             if word & bit == 0 {
-                if let Some(slot) = self.used.get_mut(word_index) {
+                let table = self.table.get_or_insert_with(Box::default);
+                let (Some(page), Some(held)) = (
+                    table.pages.get_mut(page_index),
+                    table.held_in_page.get_mut(page_index),
+                ) else {
+                    return None;
+                };
+                let bits = page.get_or_insert_with(|| Box::new([0; PAGE_WORDS]));
+                if let Some(slot) = bits.get_mut(word_index) {
                     *slot |= bit;
                 }
+                *held += 1;
                 self.in_use += 1;
                 self.next = id.checked_add(1).unwrap_or(1);
                 return Some(id);
@@ -104,12 +141,52 @@ impl PacketIdPool {
         if !self.contains(id) {
             return false;
         }
-        let (word, bit) = Self::position(id);
-        if let Some(slot) = self.used.get_mut(word) {
-            *slot &= !bit;
+        let (page_index, word_index, bit) = Self::position(id);
+        let (cursor_page, _, _) = Self::position(self.next.max(1));
+        if let Some(table) = self.table.as_mut() {
+            if let Some(Some(bits)) = table.pages.get_mut(page_index) {
+                if let Some(slot) = bits.get_mut(word_index) {
+                    *slot &= !bit;
+                }
+            }
+            if let Some(held) = table.held_in_page.get_mut(page_index) {
+                *held = held.saturating_sub(1);
+                // An empty page goes, except the one allocation continues in:
+                // sequential flows then allocate one page per 4096
+                // identifiers, not one per flow.
+                if *held == 0 && page_index != cursor_page {
+                    if let Some(page) = table.pages.get_mut(page_index) {
+                        *page = None;
+                    }
+                }
+            }
         }
         self.in_use -= 1;
         true
+    }
+
+    /// Frees every page that holds no identifier (the cursor's too), for a
+    /// session going idle. Allocation order is unchanged.
+    pub(crate) fn release_memory(&mut self) {
+        if self.in_use == 0 {
+            self.table = None;
+            return;
+        }
+        if let Some(table) = self.table.as_mut() {
+            for (page, held) in table.pages.iter_mut().zip(table.held_in_page) {
+                if held == 0 {
+                    *page = None;
+                }
+            }
+        }
+    }
+
+    /// Bitmap pages currently allocated.
+    #[cfg(test)]
+    fn pages_allocated(&self) -> usize {
+        self.table.as_ref().map_or(0, |table| {
+            table.pages.iter().filter(|page| page.is_some()).count()
+        })
     }
 }
 
@@ -161,5 +238,42 @@ mod tests {
         assert_eq!(pool.allocate(), Some(3));
         assert_eq!(pool.allocate(), Some(65535));
         assert_eq!(pool.in_use(), PACKET_ID_COUNT);
+    }
+
+    #[test]
+    fn idle_pool_holds_no_bitmap_and_frees_pages_it_no_longer_needs() {
+        let mut pool = PacketIdPool::default();
+        assert_eq!(pool.pages_allocated(), 0);
+        let first = pool.allocate().unwrap();
+        assert_eq!(pool.pages_allocated(), 1);
+        // Sequential flows stay within the cursor's page.
+        for _ in 0..100 {
+            let id = pool.allocate().unwrap();
+            assert!(pool.release(id));
+        }
+        assert_eq!(pool.pages_allocated(), 1);
+        // Crossing into the next page: the previous one goes once empty.
+        let mut held = Vec::new();
+        for _ in 0..IDS_PER_PAGE {
+            held.push(pool.allocate().unwrap());
+        }
+        assert_eq!(pool.pages_allocated(), 2);
+        assert!(pool.release(first));
+        for id in held.iter().filter(|id| usize::from(**id) < IDS_PER_PAGE) {
+            assert!(pool.release(*id));
+        }
+        assert_eq!(pool.pages_allocated(), 1);
+        for id in held.iter().filter(|id| usize::from(**id) >= IDS_PER_PAGE) {
+            assert!(pool.release(*id));
+        }
+        assert_eq!(pool.in_use(), 0);
+        pool.release_memory();
+        assert_eq!(pool.pages_allocated(), 0);
+        // Round-robin order survives freeing the memory.
+        let last = held.last().copied().unwrap();
+        let next = pool.allocate().unwrap();
+        assert_eq!(next, last + 1);
+        assert!(pool.contains(next));
+        assert!(!pool.contains(next - 1));
     }
 }

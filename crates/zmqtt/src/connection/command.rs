@@ -66,16 +66,23 @@ pub(crate) enum Command {
     Reset {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Stop local delivery of a subscription without UNSUBSCRIBE (it was
+    /// detached or dropped). Queued even when the queue is full: `Drop`
+    /// sends it.
+    Detach(SubKey),
+    /// The receiver of the control channel, made by the first handle that
+    /// needed the channel (see `CommandTx::control`).
+    ControlChannel(mpsc::UnboundedReceiver<Control>),
 }
 
-/// Fire-and-forget notices, over an unbounded channel so that `Drop` impls can
-/// send them. Their number is bounded by the live handles that send them.
+/// Fire-and-forget notices of messages and requests, over an unbounded
+/// channel so that `Drop` impls can send them. Their number is bounded by the
+/// live handles that send them. The channel is made on first use: most
+/// clients never need it.
 #[derive(Debug)]
 pub(crate) enum Control {
     Ack(AckToken),
     Abandon(AckToken),
-    /// Stop local delivery of a subscription without UNSUBSCRIBE.
-    Detach(SubKey),
     /// A `request()` gave up (timeout, cancelled).
     CancelRequest(RequestKey),
 }

@@ -3,9 +3,10 @@
 //!
 //! It holds the transport, the engine ([`ClientSession`]), the router, every
 //! caller waiting for an answer and the write buffer. Handles reach it over
-//! two channels: bounded commands (publish, subscribe, …) that are answered on
-//! oneshots, and unbounded fire-and-forget notices (acks, detach, request
-//! cancellation) that `Drop` impls can send.
+//! the bounded command queue (publish, subscribe, …, answered on oneshots;
+//! `Drop` impls queue a detach past the bound), and over an unbounded channel
+//! of fire-and-forget notices (message acks, request cancellation), made when
+//! first needed.
 //!
 //! Each turn of the loop takes one input — bytes from the socket, commands
 //! (all that are ready: write coalescing), notices, a timer, room in a full
@@ -13,16 +14,26 @@
 //! appends what the engine has to send to one buffer, written as the socket
 //! takes it. Reading stops while a message waits for room in its
 //! subscription's queue (TCP backpressure); writing, commands and timers go on.
+//!
+//! An idle connection is cheap: the task holds little inline (rarely used
+//! state is boxed on use, see `Seldom`), reading waits without a buffer, and
+//! the buffers a burst grew are given back at quiet moments
+//! (`release_idle_memory`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
+use tokio::time::Sleep;
 use tracing::{debug, info, trace, warn, Instrument};
 use zmqtt_proto::session::{
     AckToken, ClientSession, CloseReason, Event, RequestError, RequestId, SessionConfig,
@@ -37,9 +48,10 @@ use super::command::{
     queue, Command, Control, QueueRx, QueueTx, RequestKey, Room, SubKey, SubscribeSpec, Subscribed,
 };
 use super::mapping;
+use super::queue::CommandRx;
 use super::transport::{self, Transport};
 use crate::builder::ClientOptions;
-use crate::client::{ConnectionState, Status};
+use crate::client::{is_reply_topic, ConnectionState, ReplyId, Status};
 use crate::error::{Error, Result};
 use crate::message::{Message, PendingAck};
 use crate::router::Router;
@@ -47,23 +59,54 @@ use crate::subscription::UnsubscribeResult;
 
 /// Stop taking commands while this much is waiting to be written.
 const OUT_HIGH_WATER: usize = 1 << 20;
-/// Read at least this much at a time.
+/// The read buffer of a connection that data flows on.
 const READ_CHUNK: usize = 64 * 1024;
+/// Reads land in a stack buffer of this size while the read buffer has less
+/// room than that (an idle connection holds none): waiting for data costs no
+/// heap memory, and only a read that fills it grows the buffer to a chunk.
+const STACK_READ: usize = 4 * 1024;
+/// A century ahead: the deadline of a timer that is not armed yet.
+const UNARMED_TIMER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How long the last bytes (a DISCONNECT) may take to leave when closing.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 const CLIENT: &str = "zmqtt::client";
 const PROTOCOL: &str = "zmqtt::protocol";
 
+/// A map keyed by locally generated integers (subscription keys, the
+/// engine's request ids): sequential, never chosen by the network, so a
+/// multiplicative hash spreads them well. Its hasher has no state, which
+/// keeps each map 16 bytes smaller than with `RandomState`.
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        // Fibonacci hashing: odd multiplier, so distinct low bits stay distinct.
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Everything a driver is made from.
 pub(crate) struct DriverParts {
     pub options: Arc<ClientOptions>,
     pub config: SessionConfig,
     pub status: Arc<watch::Sender<Status>>,
-    pub commands: mpsc::Receiver<Command>,
-    pub control_rx: mpsc::UnboundedReceiver<Control>,
-    pub control: mpsc::UnboundedSender<Control>,
-    pub reply_topic: String,
+    pub commands: CommandRx,
+    /// Names the client's generated response topic (see `Shared::reply_id`).
+    pub reply_id: ReplyId,
     /// The status generation this driver owns.
     pub generation: u64,
     /// Connections of the client's earlier runs: `connection_id` keeps
@@ -140,6 +183,59 @@ struct ReplyTopic {
     permanent: bool,
 }
 
+/// Completes when a blocked subscription's queue has room (or is gone).
+type RoomWait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// State a connection running undisturbed does not hold, boxed on first use so
+/// that it does not weigh on every driver task: the first `connect()` caller
+/// until CONNACK, how a connection ended, publishes parked while offline,
+/// messages held for a resumed session's subscriptions, pending pings,
+/// unsubscribes and 5.0 requests, `reset()` and `disconnect()` callers.
+/// Dropped again once empty (see `release_idle_memory`).
+#[derive(Default)]
+struct Seldom {
+    /// QoS 1/2 publishes made while not connected, in order.
+    parked: VecDeque<Parked>,
+    /// Messages of a resumed session that no subscription claimed yet.
+    held: VecDeque<Held>,
+    requests: BTreeMap<RequestKey, PendingRequest>,
+    reply_topics: BTreeMap<String, ReplyTopic>,
+    request_publishes: BTreeMap<RequestId, RequestKey>,
+    /// `reset()` callers, answered once the connection they dropped is closed.
+    reset_replies: Vec<oneshot::Sender<Result<()>>>,
+    unsub_requests: BTreeMap<RequestId, UnsubRequest>,
+    /// `ping()` callers.
+    pings: BTreeMap<RequestId, oneshot::Sender<Result<()>>>,
+    /// The `disconnect()` caller, answered once the client stopped.
+    disconnect_reply: Option<oneshot::Sender<Result<()>>>,
+    /// Until when a resumed session's unclaimed messages are held.
+    replay_until: Option<Instant>,
+    /// The caller of the first `connect()`, until the first CONNACK.
+    first: Option<oneshot::Sender<Result<()>>>,
+    /// How the engine closed the current connection.
+    close_reason: Option<CloseReason>,
+    /// The broker refused the current connection.
+    refusal: Option<Error>,
+}
+
+impl Seldom {
+    fn is_empty(&self) -> bool {
+        self.parked.is_empty()
+            && self.held.is_empty()
+            && self.requests.is_empty()
+            && self.reply_topics.is_empty()
+            && self.request_publishes.is_empty()
+            && self.reset_replies.is_empty()
+            && self.unsub_requests.is_empty()
+            && self.pings.is_empty()
+            && self.disconnect_reply.is_none()
+            && self.replay_until.is_none()
+            && self.first.is_none()
+            && self.close_reason.is_none()
+            && self.refusal.is_none()
+    }
+}
+
 /// How a connection ended.
 enum ConnectionEnd {
     /// The client stopped (disconnect, every handle dropped); all is settled.
@@ -154,48 +250,48 @@ pub(crate) struct Driver {
     version: ProtocolVersion,
     status: Arc<watch::Sender<Status>>,
     generation: u64,
-    commands: mpsc::Receiver<Command>,
+    commands: CommandRx,
     /// False once every command sender is gone (all handles dropped).
     commands_open: bool,
-    control_rx: mpsc::UnboundedReceiver<Control>,
-    control: mpsc::UnboundedSender<Control>,
-    first: Option<oneshot::Sender<Result<()>>>,
+    /// The control channel, once a handle or a manual-ack message needed it
+    /// (see `CommandTx::control`).
+    control_rx: Option<mpsc::UnboundedReceiver<Control>>,
+    control: Option<mpsc::UnboundedSender<Control>>,
 
+    /// Bytes read and not yet decoded; empty and unallocated while idle.
     read_buf: BytesMut,
     out: BytesMut,
+    /// Give back the memory kept for reuse at the end of this turn: the
+    /// connection just went quiet (CONNACK, keepalive timer).
+    release_memory: bool,
 
     router: Router,
-    subs: HashMap<SubKey, SubEntry>,
+    subs: IdMap<SubKey, SubEntry>,
     next_key: SubKey,
 
-    publishes: HashMap<RequestId, PublishWaiter>,
-    sub_requests: HashMap<RequestId, SubRequest>,
-    unsub_requests: HashMap<RequestId, UnsubRequest>,
-    pings: HashMap<RequestId, oneshot::Sender<Result<()>>>,
-    parked: VecDeque<Parked>,
+    publishes: IdMap<RequestId, PublishWaiter>,
+    // Maps that are empty most of the time are B-trees: smaller inline than
+    // hash maps, and holding no memory once empty.
+    sub_requests: BTreeMap<RequestId, SubRequest>,
 
-    requests: HashMap<RequestKey, PendingRequest>,
-    reply_topics: HashMap<String, ReplyTopic>,
-    request_publishes: HashMap<RequestId, RequestKey>,
-    default_reply_topic: String,
+    /// Made on first use (see `Seldom`).
+    seldom: Option<Box<Seldom>>,
+    default_reply_id: ReplyId,
 
     inbound: VecDeque<Inbound>,
     /// The subscription whose full queue holds up delivery (and reading).
     blocked: Option<SubKey>,
-    held: VecDeque<Held>,
-    replay_until: Option<Instant>,
+    /// While `blocked`: completes once its queue has room. Boxed and kept
+    /// across turns: most connections never block, so the task does not
+    /// carry it inline.
+    room: Option<RoomWait>,
 
     /// Transport counter.
     epoch: u64,
     /// CONNACK accepted on the current transport.
     connected: bool,
-    close_reason: Option<CloseReason>,
-    refusal: Option<Error>,
     /// `disconnect()` was called or every handle is gone.
     stop_requested: bool,
-    disconnect_reply: Option<oneshot::Sender<Result<()>>>,
-    /// `reset()` callers, answered once the connection they dropped is closed.
-    reset_replies: Vec<oneshot::Sender<Result<()>>>,
     connections_before: u64,
     /// `connection_id` of the current (or last) connection.
     connection_id: u64,
@@ -210,7 +306,6 @@ impl Driver {
         let version = parts.config.protocol;
         let session =
             ClientSession::new(parts.config).map_err(|error| Error::invalid(error.to_string()))?;
-        let router = Router::new(&parts.options.stripped_prefixes);
         Ok(Driver {
             session,
             version,
@@ -218,34 +313,27 @@ impl Driver {
             generation: parts.generation,
             commands: parts.commands,
             commands_open: true,
-            control_rx: parts.control_rx,
-            control: parts.control,
-            first: Some(first),
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            control_rx: None,
+            control: None,
+            read_buf: BytesMut::new(),
             out: BytesMut::new(),
-            router,
-            subs: HashMap::new(),
+            release_memory: false,
+            router: Router::default(),
+            subs: IdMap::default(),
             next_key: 0,
-            publishes: HashMap::new(),
-            sub_requests: HashMap::new(),
-            unsub_requests: HashMap::new(),
-            pings: HashMap::new(),
-            parked: VecDeque::new(),
-            requests: HashMap::new(),
-            reply_topics: HashMap::new(),
-            request_publishes: HashMap::new(),
-            default_reply_topic: parts.reply_topic,
+            publishes: IdMap::default(),
+            sub_requests: BTreeMap::new(),
+            seldom: Some(Box::new(Seldom {
+                first: Some(first),
+                ..Seldom::default()
+            })),
+            default_reply_id: parts.reply_id,
             inbound: VecDeque::new(),
             blocked: None,
-            held: VecDeque::new(),
-            replay_until: None,
+            room: None,
             epoch: 0,
             connected: false,
-            close_reason: None,
-            refusal: None,
             stop_requested: false,
-            disconnect_reply: None,
-            reset_replies: Vec::new(),
             connections_before: parts.connections_before,
             connection_id: 0,
             options: parts.options,
@@ -256,8 +344,28 @@ impl Driver {
         self.version == ProtocolVersion::V5
     }
 
-    /// Runs until the client stops.
-    pub(crate) async fn run(mut self) {
+    /// The seldom-used state, made on first use.
+    fn seldom(&mut self) -> &mut Seldom {
+        self.seldom.get_or_insert_with(Box::default)
+    }
+
+    /// When the first held message's time is up.
+    fn held_deadline(&self) -> Option<Instant> {
+        let seldom = self.seldom.as_deref()?;
+        seldom.held.front().map(|held| held.deadline)
+    }
+
+    /// Whether a pending request uses `topic` as its response topic.
+    fn is_reply_topic_in_use(&self, topic: &str) -> bool {
+        self.seldom
+            .as_deref()
+            .is_some_and(|seldom| seldom.reply_topics.contains_key(topic))
+    }
+
+    /// Runs until the client stops. A plain function returning the future
+    /// (not an `async fn`): the driver is then moved into the task once,
+    /// not held twice by nested futures.
+    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send + 'static {
         let span = tracing::info_span!(
             target: CLIENT,
             "zmqtt",
@@ -265,20 +373,24 @@ impl Driver {
             port = self.options.port,
             client_id = %self.options.client_id,
         );
-        async move { self.run_attempts().await }
-            .instrument(span)
-            .await;
+        async move { self.run_attempts().await }.instrument(span)
     }
 
     /// Connection attempts with back-off, then connections, until stopped.
     async fn run_attempts(&mut self) {
+        // The driver's one timer, kept for its whole life (see `arm_timer`);
+        // armed by the first deadline, which is sooner than this.
+        let timer = tokio::time::sleep(UNARMED_TIMER);
+        tokio::pin!(timer);
         let mut outage_attempts: u32 = 0;
         let mut ever_connected = false;
-        let mut last_error: Option<Error> = None;
+        // Boxed: it is kept across the awaits below, in the task.
+        let mut last_error: Option<Box<Error>> = None;
         loop {
             let very_first = !ever_connected && outage_attempts == 0;
             if !very_first && !self.options.reconnect.may_retry(outage_attempts) {
-                let error = last_error.unwrap_or_else(|| Error::disconnected("connection lost"));
+                let error = last_error
+                    .map_or_else(|| Error::disconnected("connection lost"), |error| *error);
                 if ever_connected {
                     warn!(target: CLIENT, %error, "giving up reconnecting");
                 }
@@ -291,13 +403,16 @@ impl Driver {
                 .delay_before(outage_attempts.saturating_add(u32::from(ever_connected)));
             if !delay.is_zero() {
                 info!(target: CLIENT, ?delay, attempt = outage_attempts.saturating_add(1), "reconnecting after a delay");
-                if self.wait_offline(tokio::time::sleep(delay)).await.is_none() {
+                let delay = Box::pin(tokio::time::sleep(delay));
+                if self.wait_offline(delay, timer.as_mut()).await.is_none() {
                     return;
                 }
             }
             outage_attempts = outage_attempts.saturating_add(1);
             let options = Arc::clone(&self.options);
-            let opening = async move {
+            // Boxed: opening (TLS handshake included) is a large future that
+            // would otherwise stay part of the task for its whole life.
+            let opening = Box::pin(async move {
                 transport::open(
                     &options.host,
                     options.port,
@@ -305,8 +420,8 @@ impl Driver {
                     options.connect_timeout,
                 )
                 .await
-            };
-            let transport = match self.wait_offline(opening).await {
+            });
+            let transport = match self.wait_offline(opening, timer.as_mut()).await {
                 None => return,
                 Some(Ok(transport)) => transport,
                 Some(Err(error)) => {
@@ -315,11 +430,14 @@ impl Driver {
                         self.finish(Some(error));
                         return;
                     }
-                    last_error = Some(error);
+                    last_error = Some(Box::new(error));
                     continue;
                 }
             };
-            match self.run_connection(transport).await {
+            // Split here, not in `run_connection`: an argument stays part of
+            // the task's state for as long as the connection lasts.
+            let (reader, writer) = tokio::io::split(transport);
+            match self.run_connection(reader, writer, timer.as_mut()).await {
                 ConnectionEnd::Stopped => return,
                 ConnectionEnd::Failed { error, established } => {
                     if established {
@@ -336,7 +454,7 @@ impl Driver {
                             return;
                         }
                     }
-                    last_error = Some(error);
+                    last_error = Some(Box::new(error));
                 }
             }
         }
@@ -365,11 +483,15 @@ impl Driver {
     /// Waits for `future` while answering commands as "not connected"
     /// (QoS 1/2 publishes are parked). `None` when the client stopped
     /// meanwhile (already settled).
-    async fn wait_offline<F: Future>(&mut self, future: F) -> Option<F::Output> {
-        tokio::pin!(future);
+    async fn wait_offline<F: Future + Unpin>(
+        &mut self,
+        mut future: F,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Option<F::Output> {
         loop {
-            let timer = self.held.front().map(|held| held.deadline);
-            let room = self.room_waiter();
+            let deadline = self.held_deadline();
+            let timed = Self::arm_timer(timer.as_mut(), deadline);
+            self.prepare_room();
             tokio::select! {
                 output = &mut future => return Some(output),
                 command = self.commands.recv(), if self.commands_open => match command {
@@ -379,9 +501,9 @@ impl Driver {
                         self.stop_requested = true;
                     }
                 },
-                Some(control) = self.control_rx.recv() => self.handle_control(control),
-                () = sleep_until(timer), if timer.is_some() => self.expire_held(now()),
-                () = room => {}
+                Some(control) = recv_control(&mut self.control_rx) => self.handle_control(control),
+                () = timer.as_mut(), if timed => self.expire_held(now()),
+                () = wait_room(&mut self.room) => {}
             }
             self.deliver(now());
             if self.stop_requested {
@@ -392,10 +514,10 @@ impl Driver {
     }
 
     fn command_offline(&mut self, command: Command) {
-        while let Ok(control) = self.control_rx.try_recv() {
-            self.handle_control(control);
-        }
+        self.drain_controls();
         match command {
+            Command::Detach(key) => self.detach(key),
+            Command::ControlChannel(control_rx) => self.control_rx = Some(control_rx),
             // Nobody waits for its outcome.
             Command::PublishQos0 { .. } => {}
             Command::Publish {
@@ -406,7 +528,7 @@ impl Driver {
                 if publish.qos == QoS::AtMostOnce {
                     let _ = reply.send(Err(not_connected()));
                 } else if !reply.is_closed() || slot.is_some() {
-                    self.parked.push_back(Parked {
+                    self.seldom().parked.push_back(Parked {
                         publish: *publish,
                         waiter: PublishWaiter { reply, _slot: slot },
                     });
@@ -427,7 +549,7 @@ impl Driver {
             }
             Command::Disconnect { reply, .. } => {
                 self.stop_requested = true;
-                self.disconnect_reply = Some(reply);
+                self.seldom().disconnect_reply = Some(reply);
             }
             // Nothing to drop.
             Command::Reset { reply } => {
@@ -440,12 +562,18 @@ impl Driver {
     // One connection
     // ------------------------------------------------------------------
 
-    async fn run_connection(&mut self, transport: Transport) -> ConnectionEnd {
-        let (mut reader, mut writer) = tokio::io::split(transport);
+    async fn run_connection(
+        &mut self,
+        mut reader: ReadHalf<Transport>,
+        mut writer: WriteHalf<Transport>,
+        mut timer: Pin<&mut Sleep>,
+    ) -> ConnectionEnd {
         self.epoch += 1;
         self.connected = false;
-        self.close_reason = None;
-        self.refusal = None;
+        if let Some(seldom) = self.seldom.as_deref_mut() {
+            seldom.close_reason = None;
+            seldom.refusal = None;
+        }
         self.session.handle_transport_open(now());
         debug!(target: PROTOCOL, "transport open, CONNECT queued");
         self.after_input(now());
@@ -456,15 +584,13 @@ impl Driver {
             SessionState::Connecting | SessionState::Connected
         ) {
             let deadline = self.next_deadline();
+            let timed = Self::arm_timer(timer.as_mut(), deadline);
             // Reading stops while a subscription queue is full (TCP
             // backpressure) and while our own writes are backed up: acks
             // generated by what we read must not grow `out` without bound.
             let reading = self.blocked.is_none() && self.out.len() < OUT_HIGH_WATER;
             let take_commands = self.commands_open && self.out.len() < OUT_HIGH_WATER;
-            if reading && self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-                self.read_buf.reserve(READ_CHUNK);
-            }
-            let room = self.room_waiter();
+            self.prepare_room();
             tokio::select! {
                 biased;
                 written = write_some(&mut writer, &mut self.out), if !self.out.is_empty() || needs_flush => match written {
@@ -474,13 +600,11 @@ impl Driver {
                         self.session.handle_transport_closed(now());
                     }
                 },
-                Some(control) = self.control_rx.recv() => {
+                Some(control) = recv_control(&mut self.control_rx) => {
                     self.handle_control(control);
-                    while let Ok(control) = self.control_rx.try_recv() {
-                        self.handle_control(control);
-                    }
+                    self.drain_controls();
                 },
-                read = reader.read_buf(&mut self.read_buf), if reading => match read {
+                read = read_some(&mut reader, &mut self.read_buf), if reading => match read {
                     Ok(0) => {
                         debug!(target: PROTOCOL, "the broker closed the connection");
                         self.session.handle_transport_closed(now());
@@ -488,6 +612,12 @@ impl Driver {
                     Ok(count) => {
                         trace!(target: PROTOCOL, bytes = count, "read");
                         self.session.handle_received(now(), &mut self.read_buf);
+                        if count < STACK_READ && self.read_buf.is_empty() {
+                            // Little traffic, all of it decoded: release the
+                            // buffer (its bytes live on in the messages) so an
+                            // idle connection holds none; a busy one keeps it.
+                            self.read_buf = BytesMut::new();
+                        }
                     }
                     Err(error) => {
                         io_error = Some(error);
@@ -500,8 +630,8 @@ impl Driver {
                         self.handle_command(now, command);
                         while self.out.len() < OUT_HIGH_WATER {
                             match self.commands.try_recv() {
-                                Ok(command) => self.handle_command(now, command),
-                                Err(_) => break,
+                                Some(command) => self.handle_command(now, command),
+                                None => break,
                             }
                         }
                     }
@@ -512,19 +642,27 @@ impl Driver {
                         let _ = self.session.disconnect(now(), Disconnect::default());
                     }
                 },
-                () = sleep_until(deadline), if deadline.is_some() => self.on_timer(now()),
-                () = room => {}
+                () = timer.as_mut(), if timed => self.on_timer(now()),
+                () = wait_room(&mut self.room) => {}
             }
             self.after_input(now());
         }
         // Closed: let the last bytes (a DISCONNECT) go, then close the socket.
         if io_error.is_none() {
             let last = self.out.split();
-            let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, async {
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + CLOSE_FLUSH_TIMEOUT);
+            // Boxed: needed once per connection, it would otherwise add to
+            // the task's size for the connection's whole life.
+            let flush = Box::pin(async move {
                 writer.write_all(&last).await?;
                 writer.shutdown().await
-            })
-            .await;
+            });
+            tokio::select! {
+                _ = flush => {}
+                () = timer.as_mut() => {}
+            }
         }
         self.out.clear();
         self.read_buf.clear();
@@ -538,18 +676,23 @@ impl Driver {
     fn end_connection(&mut self, io_error: Option<io::Error>) -> ConnectionEnd {
         let established = self.connected;
         self.connected = false;
-        self.replay_until = None;
+        if let Some(seldom) = self.seldom.as_deref_mut() {
+            seldom.replay_until = None;
+        }
         // Tokens of this transport are dead: the broker sends those messages
         // again on a resumed session. QoS 0 messages stay to be delivered.
         let epoch = self.epoch;
         self.inbound
             .retain(|item| item.token.is_none() || item.epoch != epoch);
-        self.held
-            .retain(|held| held.inbound.token.is_none() || held.inbound.epoch != epoch);
-        self.deliver(now());
-        for topic in self.reply_topics.values_mut() {
-            topic.state = ReplyState::Idle;
+        if let Some(seldom) = self.seldom.as_deref_mut() {
+            seldom
+                .held
+                .retain(|held| held.inbound.token.is_none() || held.inbound.epoch != epoch);
+            for topic in seldom.reply_topics.values_mut() {
+                topic.state = ReplyState::Idle;
+            }
         }
+        self.deliver(now());
         if self.stop_requested {
             self.finish(None);
             return ConnectionEnd::Stopped;
@@ -557,7 +700,11 @@ impl Driver {
         let negotiated_keep_alive = self.session.negotiated().map(|n| n.keep_alive);
         let ping_timeout = negotiated_keep_alive
             .and_then(|keep_alive| self.session.config().ping_timeout.resolve(keep_alive));
-        let error = match (self.refusal.take(), self.close_reason.take(), io_error) {
+        let (refusal, close_reason) = match self.seldom.as_deref_mut() {
+            Some(seldom) => (seldom.refusal.take(), seldom.close_reason.take()),
+            None => (None, None),
+        };
+        let error = match (refusal, close_reason, io_error) {
             (Some(refusal), _, _) => refusal,
             (None, Some(CloseReason::TransportClosed) | None, Some(error)) => {
                 crate::tls::io_error(error)
@@ -570,8 +717,13 @@ impl Driver {
             ),
             (None, None, None) => Error::disconnected("connection closed"),
         };
-        let reset = !self.reset_replies.is_empty();
-        for reply in self.reset_replies.drain(..) {
+        let reset_replies = self
+            .seldom
+            .as_deref_mut()
+            .map(|seldom| std::mem::take(&mut seldom.reset_replies))
+            .unwrap_or_default();
+        let reset = !reset_replies.is_empty();
+        for reply in reset_replies {
             let _ = reply.send(Ok(()));
         }
         let error = match error {
@@ -621,7 +773,7 @@ impl Driver {
         // No new commands from here on (a later `connect()` starts a new
         // driver); those already queued are answered below.
         self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
+        while let Some(command) = self.commands.try_recv() {
             match command {
                 Command::Disconnect { reply, .. } => {
                     let _ = reply.send(Ok(()));
@@ -640,32 +792,34 @@ impl Driver {
         for (_, waiter) in self.publishes.drain() {
             let _ = waiter.reply.send(Err(stopped()));
         }
-        for parked in self.parked.drain(..) {
+        let seldom = self.seldom.take().map(|seldom| *seldom).unwrap_or_default();
+        for parked in seldom.parked {
             let _ = parked.waiter.reply.send(Err(stopped()));
         }
-        for (_, ping) in self.pings.drain() {
+        for (_, ping) in seldom.pings {
             let _ = ping.send(Err(stopped()));
         }
-        for (_, request) in self.unsub_requests.drain() {
+        for (_, request) in seldom.unsub_requests {
             if let Some(reply) = request.reply {
                 let _ = reply.send(Err(stopped()));
             }
         }
         self.sub_requests.clear();
-        for (_, request) in self.requests.drain() {
+        for (_, request) in seldom.requests {
             let _ = request.reply.send(Err(stopped()));
         }
-        self.reply_topics.clear();
-        self.request_publishes.clear();
+        for reply in seldom.reset_replies {
+            let _ = reply.send(Err(stopped()));
+        }
         for (_, entry) in self.subs.drain() {
             if let Some(initial) = entry.initial {
                 let _ = initial.send(Err(stopped()));
             }
         }
         self.inbound.clear();
-        self.held.clear();
         self.blocked = None;
-        if let Some(first) = self.first.take() {
+        self.room = None;
+        if let Some(first) = seldom.first {
             let _ = first.send(Err(match &error {
                 Some(error) => error.duplicate(),
                 None => stopped(),
@@ -675,7 +829,7 @@ impl Driver {
             None => info!(target: CLIENT, "disconnected"),
             Some(error) => warn!(target: CLIENT, %error, "stopped"),
         }
-        if let Some(reply) = self.disconnect_reply.take() {
+        if let Some(reply) = seldom.disconnect_reply {
             let _ = reply.send(Ok(()));
         }
     }
@@ -685,17 +839,24 @@ impl Driver {
     // ------------------------------------------------------------------
 
     fn handle_command(&mut self, now: Instant, command: Command) {
-        // Notices sent before this command (a dropped subscription or request)
-        // take effect first, whichever channel the driver happened to poll.
-        while let Ok(control) = self.control_rx.try_recv() {
-            self.handle_control(control);
-        }
+        // Notices sent before this command (an abandoned request, a message
+        // acknowledged) take effect first, whichever channel the driver
+        // happened to poll.
+        self.drain_controls();
+        let command = match command {
+            Command::Detach(key) => return self.detach(key),
+            Command::ControlChannel(control_rx) => {
+                self.control_rx = Some(control_rx);
+                return;
+            }
+            other => other,
+        };
         if let Command::Disconnect { disconnect, reply } = command {
             match self.session.disconnect(now, *disconnect) {
                 Ok(()) => {
                     info!(target: CLIENT, "disconnecting");
                     self.stop_requested = true;
-                    self.disconnect_reply = Some(reply);
+                    self.seldom().disconnect_reply = Some(reply);
                 }
                 Err(error) => {
                     let _ = reply.send(Err(mapping::command_error(error)));
@@ -731,7 +892,7 @@ impl Driver {
             } => self.unsubscribe(now, key, *properties, reply),
             Command::Ping { reply } => match self.session.ping(now) {
                 Ok(id) => {
-                    self.pings.insert(id, reply);
+                    self.seldom().pings.insert(id, reply);
                 }
                 Err(error) => {
                     let _ = reply.send(Err(mapping::command_error(error)));
@@ -747,10 +908,10 @@ impl Driver {
             } => self.request(now, *publish, key, reply),
             Command::Reset { reply } => {
                 info!(target: CLIENT, "reset(): dropping the connection");
-                self.reset_replies.push(reply);
+                self.seldom().reset_replies.push(reply);
                 self.session.handle_transport_closed(now);
             }
-            Command::Disconnect { .. } => {}
+            Command::Disconnect { .. } | Command::Detach(_) | Command::ControlChannel(_) => {}
         }
     }
 
@@ -772,6 +933,33 @@ impl Driver {
         }
     }
 
+    /// Handles the notices waiting on the control channel.
+    fn drain_controls(&mut self) {
+        while let Some(control) = self.control_rx.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.handle_control(control);
+        }
+    }
+
+    /// The sender of the control channel, for a manual-ack message.
+    fn control_sender(&mut self) -> mpsc::UnboundedSender<Control> {
+        if let Some(control) = &self.control {
+            return control.clone();
+        }
+        let (control, control_rx) = self.commands.control();
+        if let Some(control_rx) = control_rx {
+            self.control_rx = Some(control_rx);
+        }
+        self.control = Some(control.clone());
+        control
+    }
+
+    /// A subscription was dropped or detached: local delivery stops.
+    fn detach(&mut self, key: SubKey) {
+        if self.remove_sub(key) {
+            debug!(target: CLIENT, key, "subscription detached");
+        }
+    }
+
     fn handle_control(&mut self, control: Control) {
         let now = now();
         match control {
@@ -783,19 +971,17 @@ impl Driver {
                     debug!(target: PROTOCOL, "message dropped unacknowledged");
                 }
             }
-            Control::Detach(key) => {
-                if self.remove_sub(key) {
-                    debug!(target: CLIENT, key, "subscription detached");
-                }
-            }
             Control::CancelRequest(key) => {
                 // Only a request whose caller is gone: the guard of a refused
                 // duplicate names the same key as the live request it hit.
-                let abandoned = self
+                let Some(seldom) = self.seldom.as_deref_mut() else {
+                    return;
+                };
+                let abandoned = seldom
                     .requests
                     .get(&key)
                     .is_some_and(|request| request.reply.is_closed());
-                if abandoned && self.requests.remove(&key).is_some() {
+                if abandoned && seldom.requests.remove(&key).is_some() {
                     self.release_reply_topic(now, &key.0);
                 }
             }
@@ -805,11 +991,12 @@ impl Driver {
     fn on_timer(&mut self, now: Instant) {
         self.session.handle_timeout(now);
         self.expire_held(now);
+        // Mostly the keepalive: nothing was sent for a while.
+        self.release_memory = true;
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let held = self.held.front().map(|held| held.deadline);
-        match (self.session.poll_timeout(), held) {
+        match (self.session.poll_timeout(), self.held_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -841,6 +1028,39 @@ impl Driver {
             }
         }
         self.session.poll_transmit(&mut self.out);
+        if std::mem::take(&mut self.release_memory) {
+            self.release_idle_memory(now);
+        }
+    }
+
+    /// Gives back the memory kept for reuse by whatever is empty now, so that
+    /// a quiet connection costs little; it is allocated again when needed.
+    /// Called at moments that are rare while data flows (CONNACK, the
+    /// keepalive timer), so busy connections keep their buffers.
+    fn release_idle_memory(&mut self, now: Instant) {
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+        }
+        if self.inbound.is_empty() {
+            self.inbound = VecDeque::new();
+        }
+        if let Some(seldom) = self.seldom.as_deref_mut() {
+            if seldom.replay_until.is_some_and(|until| until <= now) {
+                seldom.replay_until = None;
+            }
+            if seldom.is_empty() {
+                self.seldom = None;
+            }
+        }
+        self.commands.release_memory();
+        // An empty map shrinks to no allocation at all.
+        if self.publishes.is_empty() {
+            self.publishes.shrink_to_fit();
+        }
+        self.session.release_idle_memory();
     }
 
     // ------------------------------------------------------------------
@@ -856,7 +1076,7 @@ impl Driver {
             Event::ConnectRefused(connack) => {
                 let error = mapping::connect_refused(*connack, self.version);
                 warn!(target: CLIENT, %error, "connection refused");
-                self.refusal = Some(error);
+                self.seldom().refusal = Some(error);
             }
             Event::Message { publish, ack } => {
                 debug!(
@@ -876,7 +1096,7 @@ impl Driver {
                 let result = result.map(|_| ()).map_err(mapping::publish_rejected);
                 if let Some(waiter) = self.publishes.remove(&id) {
                     let _ = waiter.reply.send(result);
-                } else if let Some(key) = self.request_publishes.remove(&id) {
+                } else if let Some(key) = self.remove_request_publish(id) {
                     if let Err(error) = result {
                         self.fail_request(now, &key, error);
                     }
@@ -885,7 +1105,7 @@ impl Driver {
             Event::SubscribeCompleted { id, suback } => self.on_suback(now, id, suback),
             Event::UnsubscribeCompleted { id, unsuback } => self.on_unsuback(id, unsuback),
             Event::Pong { id } => {
-                if let Some(reply) = self.pings.remove(&id) {
+                if let Some(reply) = self.remove_ping(id) {
                     let _ = reply.send(Ok(()));
                 }
             }
@@ -900,7 +1120,7 @@ impl Driver {
             }
             Event::Closed { reason } => {
                 debug!(target: PROTOCOL, %reason, "connection closed");
-                self.close_reason = Some(reason);
+                self.seldom().close_reason = Some(reason);
             }
             other => debug!(target: PROTOCOL, event = ?other, "unhandled event"),
         }
@@ -913,6 +1133,8 @@ impl Driver {
         negotiated: &zmqtt_proto::session::Negotiated,
     ) {
         self.connected = true;
+        // The handshake is over; most connections now idle for a while.
+        self.release_memory = true;
         let mut info = mapping::connection_info(connack, negotiated, self.v5());
         info.connection_id = info.connection_id.saturating_add(self.connections_before);
         self.connection_id = info.connection_id;
@@ -928,13 +1150,22 @@ impl Driver {
             status.info = Some(info);
             status.stop_error = None;
         });
-        if let Some(first) = self.first.take() {
+        if let Some(first) = self
+            .seldom
+            .as_deref_mut()
+            .and_then(|seldom| seldom.first.take())
+        {
             let _ = first.send(Ok(()));
         }
         let session_present = negotiated.session_present;
-        self.replay_until = session_present
+        let replay_until = session_present
             .then(|| now.checked_add(self.options.session_replay_timeout))
             .flatten();
+        if replay_until.is_some() {
+            self.seldom().replay_until = replay_until;
+        } else if let Some(seldom) = self.seldom.as_deref_mut() {
+            seldom.replay_until = None;
+        }
         // Every live subscription again (SPEC 1.5), in registration order.
         let mut keys: Vec<SubKey> = self
             .subs
@@ -971,11 +1202,17 @@ impl Driver {
                 }
             }
         }
-        let topics: Vec<String> = self.reply_topics.keys().cloned().collect();
+        let (topics, parked) = match self.seldom.as_deref_mut() {
+            Some(seldom) => (
+                seldom.reply_topics.keys().cloned().collect(),
+                std::mem::take(&mut seldom.parked),
+            ),
+            None => (Vec::new(), VecDeque::new()),
+        };
         for topic in topics {
             self.subscribe_reply_topic(now, &topic);
         }
-        for parked in std::mem::take(&mut self.parked) {
+        for parked in parked {
             self.publish(now, parked.publish, parked.waiter);
         }
     }
@@ -983,7 +1220,11 @@ impl Driver {
     /// The error of a call that ended without an answer: the broker's
     /// DISCONNECT when that closed the connection.
     fn request_error(&self, error: RequestError) -> Error {
-        match (&error, &self.close_reason) {
+        let close_reason = self
+            .seldom
+            .as_deref()
+            .and_then(|seldom| seldom.close_reason.as_ref());
+        match (&error, close_reason) {
             (RequestError::ConnectionClosed, Some(reason @ CloseReason::ServerDisconnect(_))) => {
                 mapping::close_error(
                     reason.clone(),
@@ -1000,7 +1241,7 @@ impl Driver {
         let request_error = |driver: &Self| driver.request_error(error.clone());
         if let Some(waiter) = self.publishes.remove(&id) {
             let _ = waiter.reply.send(Err(request_error(self)));
-        } else if let Some(key) = self.request_publishes.remove(&id) {
+        } else if let Some(key) = self.remove_request_publish(id) {
             let error = request_error(self);
             self.fail_request(now, &key, error);
         } else if let Some(request) = self.sub_requests.remove(&id) {
@@ -1016,16 +1257,16 @@ impl Driver {
                 // Subscribed again after the next CONNACK.
                 SubRequest::Resubscribe(_) => {}
                 SubRequest::Reply(topic) => {
-                    if let Some(entry) = self.reply_topics.get_mut(&topic) {
+                    if let Some(entry) = self.seldom().reply_topics.get_mut(&topic) {
                         entry.state = ReplyState::Idle;
                     }
                 }
             }
-        } else if let Some(request) = self.unsub_requests.remove(&id) {
+        } else if let Some(request) = self.remove_unsub_request(id) {
             if let Some(reply) = request.reply {
                 let _ = reply.send(Err(request_error(self)));
             }
-        } else if let Some(reply) = self.pings.remove(&id) {
+        } else if let Some(reply) = self.remove_ping(id) {
             let _ = reply.send(Err(request_error(self)));
         }
     }
@@ -1046,10 +1287,12 @@ impl Driver {
         self.next_key += 1;
         let key = self.next_key;
         let filters: Vec<String> = spec.filters.iter().map(|f| f.filter.clone()).collect();
-        match self
-            .router
-            .insert(key, &filters, spec.properties.subscription_identifier)
-        {
+        match self.router.insert(
+            key,
+            &filters,
+            spec.properties.subscription_identifier,
+            &self.options.stripped_prefixes,
+        ) {
             Ok(duplicates) => {
                 for (filter, owner) in duplicates {
                     let abandoned = self
@@ -1122,24 +1365,14 @@ impl Driver {
                         failures: failures(std::slice::from_ref(&topic), &suback.reason_codes),
                         reason_string: suback.properties.reason_string.clone(),
                     };
-                    let keys: Vec<RequestKey> = self
-                        .requests
-                        .keys()
-                        .filter(|key| key.0 == topic)
-                        .cloned()
-                        .collect();
-                    self.reply_topics.remove(&topic);
-                    for key in keys {
-                        if let Some(request) = self.requests.remove(&key) {
-                            let _ = request.reply.send(Err(error.duplicate()));
-                        }
-                    }
+                    self.fail_requests_on(&topic, &error);
                     return;
                 }
-                if let Some(entry) = self.reply_topics.get_mut(&topic) {
+                let seldom = self.seldom();
+                if let Some(entry) = seldom.reply_topics.get_mut(&topic) {
                     entry.state = ReplyState::Active;
                 }
-                let keys: Vec<RequestKey> = self
+                let keys: Vec<RequestKey> = seldom
                     .requests
                     .iter()
                     .filter(|(key, request)| key.0 == topic && request.publish.is_some())
@@ -1218,7 +1451,7 @@ impl Driver {
         match self.session.unsubscribe(now, filters.clone(), properties) {
             Ok(id) => {
                 debug!(target: PROTOCOL, ?filters, "UNSUBSCRIBE sent");
-                self.unsub_requests.insert(
+                self.seldom().unsub_requests.insert(
                     id,
                     UnsubRequest {
                         reply: Some(reply),
@@ -1233,7 +1466,7 @@ impl Driver {
     }
 
     fn on_unsuback(&mut self, id: RequestId, unsuback: UnsubAck) {
-        let Some(request) = self.unsub_requests.remove(&id) else {
+        let Some(request) = self.remove_unsub_request(id) else {
             return;
         };
         if let Some(reply) = request.reply {
@@ -1249,6 +1482,9 @@ impl Driver {
     /// drained. Returns whether it existed.
     fn remove_sub(&mut self, key: SubKey) -> bool {
         self.router.remove(key);
+        if self.blocked == Some(key) {
+            self.room = None;
+        }
         // A delivery blocked on it is routed again by the next `deliver`.
         self.subs.remove(&key).is_some()
     }
@@ -1259,8 +1495,7 @@ impl Driver {
         filters
             .into_iter()
             .filter(|filter| {
-                !self.router.filter_in_use(filter, except)
-                    && !self.reply_topics.contains_key(filter)
+                !self.router.filter_in_use(filter, except) && !self.is_reply_topic_in_use(filter)
             })
             .collect()
     }
@@ -1275,7 +1510,7 @@ impl Driver {
             .unsubscribe(now, filters.clone(), UnsubscribeProperties::default())
         {
             Ok(id) => {
-                self.unsub_requests.insert(
+                self.seldom().unsub_requests.insert(
                     id,
                     UnsubRequest {
                         reply: None,
@@ -1291,23 +1526,37 @@ impl Driver {
     // Delivery
     // ------------------------------------------------------------------
 
-    /// A future that completes when the blocked subscription has room (or is
-    /// gone); pending forever when nothing is blocked.
-    fn room_waiter(&self) -> impl Future<Output = ()> + 'static {
-        let sender = match self.blocked.and_then(|key| self.subs.get(&key)) {
-            Some(SubEntry {
-                tx: QueueTx::Bounded(tx),
-                ..
-            }) => Some(tx.clone()),
-            _ => None,
+    /// Arms `timer` for `deadline` unless it is armed for an earlier one
+    /// already; returns whether the timer is to be waited for. A timer that
+    /// fires early finds nothing due and is armed again: cheaper than taking
+    /// it out of and back into the timer wheel on every turn while the
+    /// deadline keeps moving (the keepalive moves with every packet sent).
+    fn arm_timer(timer: Pin<&mut Sleep>, deadline: Option<Instant>) -> bool {
+        let Some(deadline) = deadline else {
+            return false;
         };
-        async move {
-            match sender {
-                // The permit is returned at once: this driver is the only
-                // sender, so the room stays until it pushes.
-                Some(tx) => drop(tx.reserve().await),
-                None => std::future::pending::<()>().await,
-            }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if timer.is_elapsed() || deadline < timer.deadline() {
+            timer.reset(deadline);
+        }
+        true
+    }
+
+    /// Makes the room waiter of the blocked subscription, if there is one and
+    /// it has none yet.
+    fn prepare_room(&mut self) {
+        if self.room.is_some() {
+            return;
+        }
+        if let Some(SubEntry {
+            tx: QueueTx::Bounded(tx),
+            ..
+        }) = self.blocked.and_then(|key| self.subs.get(&key))
+        {
+            let tx = tx.clone();
+            // The permit is returned at once: this driver is the only
+            // sender, so the room stays until it pushes.
+            self.room = Some(Box::pin(async move { drop(tx.reserve().await) }));
         }
     }
 
@@ -1315,6 +1564,10 @@ impl Driver {
         if self.blocked.is_some() != blocked.is_some() {
             self.session.set_receive_paused(now, blocked.is_some());
             trace!(target: CLIENT, paused = blocked.is_some(), "socket reading");
+        }
+        if self.blocked != blocked {
+            // Its sender clone must not outlive the subscription it waits on.
+            self.room = None;
         }
         self.blocked = blocked;
     }
@@ -1374,7 +1627,7 @@ impl Driver {
                 }
                 Some(token) => Some(PendingAck::new(
                     token,
-                    self.control.clone(),
+                    self.control_sender(),
                     Arc::clone(&self.status),
                     self.connection_id,
                 )),
@@ -1391,15 +1644,20 @@ impl Driver {
     /// A message no subscription matches: held for a while in a resumed
     /// session's replay window, otherwise acknowledged and dropped.
     fn unrouted(&mut self, now: Instant, item: Inbound) {
-        let in_window = self.replay_until.is_some_and(|until| now < until);
+        let in_window = self
+            .seldom
+            .as_deref()
+            .and_then(|seldom| seldom.replay_until)
+            .is_some_and(|until| now < until);
         if in_window {
             let limit = self.options.session_replay_buffer_size;
-            if limit == 0 || self.held.len() < limit {
+            let held = self.seldom.as_deref().map_or(0, |seldom| seldom.held.len());
+            if limit == 0 || held < limit {
                 trace!(target: CLIENT, topic = %item.publish.topic, "held for a later subscription");
                 let deadline = now
                     .checked_add(self.options.session_replay_timeout)
                     .unwrap_or(now);
-                self.held.push_back(Held {
+                self.seldom().held.push_back(Held {
                     inbound: item,
                     deadline,
                 });
@@ -1423,12 +1681,15 @@ impl Driver {
 
     /// Held messages that a subscription now matches go out first, in order.
     fn claim_held(&mut self, now: Instant) {
-        if self.held.is_empty() {
+        let Some(seldom) = self.seldom.as_deref_mut() else {
+            return;
+        };
+        if seldom.held.is_empty() {
             return;
         }
         let mut claimed = Vec::new();
         let mut kept = VecDeque::new();
-        for held in self.held.drain(..) {
+        for held in std::mem::take(&mut seldom.held) {
             let identifiers = &held.inbound.publish.properties.subscription_identifiers;
             if self
                 .router
@@ -1440,7 +1701,7 @@ impl Driver {
                 kept.push_back(held);
             }
         }
-        self.held = kept;
+        self.seldom().held = kept;
         for item in claimed.into_iter().rev() {
             self.inbound.push_front(item);
         }
@@ -1449,8 +1710,12 @@ impl Driver {
 
     /// Drops held messages whose time is up, unacknowledged.
     fn expire_held(&mut self, now: Instant) {
-        while self.held.front().is_some_and(|held| held.deadline <= now) {
-            let Some(held) = self.held.pop_front() else {
+        while self.held_deadline().is_some_and(|deadline| deadline <= now) {
+            let Some(held) = self
+                .seldom
+                .as_deref_mut()
+                .and_then(|seldom| seldom.held.pop_front())
+            else {
                 break;
             };
             debug!(
@@ -1478,22 +1743,23 @@ impl Driver {
         if reply.is_closed() {
             return;
         }
-        if self.requests.contains_key(&key) {
+        let permanent = is_reply_topic(&key.0, &self.default_reply_id);
+        let seldom = self.seldom();
+        if seldom.requests.contains_key(&key) {
             let _ = reply.send(Err(Error::invalid(
                 "a request with this response topic and correlation data is already pending",
             )));
             return;
         }
         let topic = key.0.clone();
-        self.requests.insert(
+        seldom.requests.insert(
             key.clone(),
             PendingRequest {
                 reply,
                 publish: Some(publish),
             },
         );
-        let permanent = topic == self.default_reply_topic;
-        let entry = self
+        let entry = seldom
             .reply_topics
             .entry(topic.clone())
             .or_insert(ReplyTopic {
@@ -1521,30 +1787,50 @@ impl Driver {
             Ok(id) => {
                 self.sub_requests
                     .insert(id, SubRequest::Reply(topic.to_owned()));
-                if let Some(entry) = self.reply_topics.get_mut(topic) {
+                if let Some(entry) = self.seldom().reply_topics.get_mut(topic) {
                     entry.state = ReplyState::Subscribing;
                 }
             }
             Err(error) => {
                 let error = mapping::command_error(error);
-                let keys: Vec<RequestKey> = self
-                    .requests
-                    .keys()
-                    .filter(|key| key.0 == topic)
-                    .cloned()
-                    .collect();
-                self.reply_topics.remove(topic);
-                for key in keys {
-                    if let Some(request) = self.requests.remove(&key) {
-                        let _ = request.reply.send(Err(error.duplicate()));
-                    }
-                }
+                self.fail_requests_on(topic, &error);
             }
         }
     }
 
+    /// Fails every request waiting on the response topic `topic` (it could
+    /// not be subscribed) and forgets the topic.
+    fn fail_requests_on(&mut self, topic: &str, error: &Error) {
+        let seldom = self.seldom();
+        let keys: Vec<RequestKey> = seldom
+            .requests
+            .keys()
+            .filter(|key| key.0 == topic)
+            .cloned()
+            .collect();
+        seldom.reply_topics.remove(topic);
+        for key in keys {
+            if let Some(request) = seldom.requests.remove(&key) {
+                let _ = request.reply.send(Err(error.duplicate()));
+            }
+        }
+    }
+
+    fn remove_ping(&mut self, id: RequestId) -> Option<oneshot::Sender<Result<()>>> {
+        self.seldom.as_deref_mut()?.pings.remove(&id)
+    }
+
+    fn remove_unsub_request(&mut self, id: RequestId) -> Option<UnsubRequest> {
+        self.seldom.as_deref_mut()?.unsub_requests.remove(&id)
+    }
+
+    fn remove_request_publish(&mut self, id: RequestId) -> Option<RequestKey> {
+        self.seldom.as_deref_mut()?.request_publishes.remove(&id)
+    }
+
     fn publish_request(&mut self, now: Instant, key: &RequestKey) {
         let Some(publish) = self
+            .seldom()
             .requests
             .get_mut(key)
             .and_then(|request| request.publish.take())
@@ -1553,7 +1839,7 @@ impl Driver {
         };
         match self.session.publish(now, publish) {
             Ok(Some(id)) => {
-                self.request_publishes.insert(id, key.clone());
+                self.seldom().request_publishes.insert(id, key.clone());
             }
             Ok(None) => {}
             Err(error) => self.fail_request(now, key, mapping::command_error(error)),
@@ -1561,7 +1847,7 @@ impl Driver {
     }
 
     fn fail_request(&mut self, now: Instant, key: &RequestKey, error: Error) {
-        if let Some(request) = self.requests.remove(key) {
+        if let Some(request) = self.seldom().requests.remove(key) {
             let _ = request.reply.send(Err(error));
             self.release_reply_topic(now, &key.0);
         }
@@ -1570,7 +1856,8 @@ impl Driver {
     /// One request fewer uses `topic`; unsubscribes a caller-named topic
     /// nobody uses any more.
     fn release_reply_topic(&mut self, now: Instant, topic: &str) {
-        let Some(entry) = self.reply_topics.get_mut(topic) else {
+        let seldom = self.seldom();
+        let Some(entry) = seldom.reply_topics.get_mut(topic) else {
             return;
         };
         entry.users = entry.users.saturating_sub(1);
@@ -1578,7 +1865,7 @@ impl Driver {
             return;
         }
         let subscribed = entry.state != ReplyState::Idle;
-        self.reply_topics.remove(topic);
+        seldom.reply_topics.remove(topic);
         if subscribed && !self.router.filter_in_use(topic, 0) {
             self.unsubscribe_internal(now, vec![topic.to_owned()]);
         }
@@ -1587,11 +1874,12 @@ impl Driver {
     /// The pending request an incoming message answers, if any.
     fn reply_key(&self, publish: &Publish) -> Option<RequestKey> {
         let correlation = publish.properties.correlation_data.as_ref()?;
-        if self.requests.is_empty() {
+        let requests = &self.seldom.as_deref()?.requests;
+        if requests.is_empty() {
             return None;
         }
         let key = (publish.topic.clone(), correlation.clone());
-        let request = self.requests.get(&key)?;
+        let request = requests.get(&key)?;
         request.publish.is_none().then_some(key)
     }
 
@@ -1599,7 +1887,7 @@ impl Driver {
         if let Some(token) = item.token {
             self.session.acknowledge(now, token);
         }
-        if let Some(request) = self.requests.remove(&key) {
+        if let Some(request) = self.seldom().requests.remove(&key) {
             let message = Message::new(item.publish, self.v5(), None);
             let _ = request.reply.send(Ok(message));
             self.release_reply_topic(now, &key.0);
@@ -1625,24 +1913,153 @@ fn not_connected() -> Error {
 }
 
 /// Writes some of `out`, or flushes once it is empty. `Ok(true)` when flushed.
-async fn write_some<W: tokio::io::AsyncWrite + Unpin>(
-    writer: &mut W,
-    out: &mut BytesMut,
-) -> io::Result<bool> {
-    if out.is_empty() {
-        writer.flush().await?;
-        return Ok(true);
-    }
-    match writer.write_buf(out).await? {
-        0 => Err(io::Error::from(io::ErrorKind::WriteZero)),
-        _ => Ok(false),
-    }
+/// A plain poll function: no nested future to keep in the task.
+fn write_some<'a, W: AsyncWrite + Unpin>(
+    writer: &'a mut W,
+    out: &'a mut BytesMut,
+) -> impl Future<Output = io::Result<bool>> + 'a {
+    std::future::poll_fn(move |cx| {
+        if out.is_empty() {
+            ready!(Pin::new(&mut *writer).poll_flush(cx))?;
+            return Poll::Ready(Ok(true));
+        }
+        match ready!(Pin::new(&mut *writer).poll_write(cx, out))? {
+            0 => Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
+            written => {
+                out.advance(written.min(out.len()));
+                Poll::Ready(Ok(false))
+            }
+        }
+    })
 }
 
-/// Sleeps until `deadline`; forever for `None` (the branch is then disabled).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
-        None => std::future::pending::<()>().await,
+/// Reads what the transport has into `buf`: straight into its spare room when
+/// it has enough, else through a stack buffer, so that a connection waiting
+/// for data holds no read buffer. A read that fills the stack buffer (more is
+/// likely waiting) grows `buf` to a whole chunk.
+fn read_some<'a, R: AsyncRead + Unpin>(
+    reader: &'a mut R,
+    buf: &'a mut BytesMut,
+) -> impl Future<Output = io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| {
+        if buf.capacity() - buf.len() >= STACK_READ {
+            return std::pin::pin!(reader.read_buf(&mut *buf)).poll(cx);
+        }
+        let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+        let mut landed = ReadBuf::uninit(&mut stack);
+        ready!(Pin::new(&mut *reader).poll_read(cx, &mut landed))?;
+        let data = landed.filled();
+        if data.len() == STACK_READ {
+            buf.reserve(READ_CHUNK);
+        }
+        buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    })
+}
+
+// The futures below are plain poll functions rather than `async fn`s: a
+// `select!` keeps every branch's future in the task while it waits, and
+// these hold nothing but their borrow.
+
+/// The next notice on the control channel; never, while there is none.
+fn recv_control(
+    control_rx: &mut Option<mpsc::UnboundedReceiver<Control>>,
+) -> impl Future<Output = Option<Control>> + '_ {
+    std::future::poll_fn(move |cx| match control_rx {
+        Some(control_rx) => control_rx.poll_recv(cx),
+        None => Poll::Pending,
+    })
+}
+
+/// Waits for room in the blocked subscription's queue (see `Driver::room`);
+/// forever when nothing is blocked.
+fn wait_room(room: &mut Option<RoomWait>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match room {
+        Some(wait) => {
+            ready!(wait.as_mut().poll(cx));
+            *room = None;
+            Poll::Ready(())
+        }
+        None => Poll::Pending,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::queue::command_queue;
+
+    fn driver() -> Driver {
+        let client = crate::create_client("localhost").build();
+        let shared = client.shared();
+        let (_commands, commands) = command_queue(4);
+        let (first, _) = oneshot::channel();
+        let parts = DriverParts {
+            options: Arc::clone(&shared.options),
+            config: shared
+                .options
+                .session_config(ProtocolVersion::V311)
+                .unwrap(),
+            status: Arc::clone(&shared.status),
+            commands,
+            reply_id: shared.reply_id,
+            generation: 1,
+            connections_before: 0,
+        };
+        Driver::new(parts, first).unwrap()
+    }
+
+    /// Every connected client holds one driver task for its whole life, so
+    /// its size is paid per connection (W7: idle clients): large or rarely
+    /// used state stays out of it (boxed on use). A guard against growth, with
+    /// some slack for compiler versions (about 1.8 KiB today).
+    #[test]
+    fn the_driver_task_stays_small() {
+        let task = driver().run();
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "the driver future takes {size} bytes");
+    }
+
+    #[test]
+    fn an_idle_driver_holds_no_seldom_state_once_connected() {
+        let mut driver = driver();
+        // The `connect()` caller waits until the first CONNACK.
+        assert!(driver.seldom.is_some());
+        let _ = driver
+            .seldom
+            .as_deref_mut()
+            .and_then(|seldom| seldom.first.take());
+        driver.release_idle_memory(now());
+        assert!(driver.seldom.is_none());
+        assert!(driver.read_buf.capacity() == 0 && driver.out.capacity() == 0);
+    }
+
+    #[tokio::test]
+    async fn reading_holds_no_buffer_until_data_comes_and_grows_when_it_flows() {
+        let (mut reader, mut broker) = tokio::io::duplex(4 * READ_CHUNK);
+        let mut buf = BytesMut::new();
+        // Waiting for data allocates nothing.
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(20), read_some(&mut reader, &mut buf)).await;
+        assert!(waiting.is_err());
+        assert_eq!(buf.capacity(), 0);
+        // A small read takes what it needs.
+        broker.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+        assert_eq!(read_some(&mut reader, &mut buf).await.unwrap(), 4);
+        assert_eq!(&buf[..], &[0x20, 0x02, 0x00, 0x00]);
+        assert!(buf.capacity() < STACK_READ);
+        // Data that fills the stack buffer: a whole chunk from then on.
+        buf.clear();
+        let burst = vec![7u8; 3 * STACK_READ];
+        broker.write_all(&burst).await.unwrap();
+        let mut total = 0;
+        while total < burst.len() {
+            total += read_some(&mut reader, &mut buf).await.unwrap();
+        }
+        assert_eq!(&buf[..], &burst[..]);
+        assert!(buf.capacity() >= READ_CHUNK);
+        // End of stream.
+        drop(broker);
+        assert_eq!(read_some(&mut reader, &mut buf).await.unwrap(), 0);
     }
 }

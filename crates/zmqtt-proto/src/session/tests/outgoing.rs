@@ -798,3 +798,41 @@ fn qos0_from_parts_refuses_what_publish_refuses() {
     ));
     assert!(broker.sent().is_empty());
 }
+
+#[test]
+fn releasing_idle_memory_changes_nothing_observable() {
+    let mut broker = Broker::v311();
+    broker.connect();
+    broker.session.release_idle_memory();
+    let first = broker.publish("a/b", QoS::AtLeastOnce);
+    let first_id = sent_publish_id(&broker.sent()[0]);
+    // Mid-flow: the held identifier, the pending publish and its quota stay.
+    broker.session.release_idle_memory();
+    broker.check();
+    assert_eq!(broker.session.available_packet_ids(), 65534);
+    let second = broker.publish("a/b", QoS::AtLeastOnce);
+    let second_id = sent_publish_id(&broker.sent()[0]);
+    assert_ne!(second_id, first_id, "MQTT-2.3.1-2");
+    broker.feed(puback(first_id));
+    broker.feed(puback(second_id));
+    assert_eq!(
+        completions(&broker.events()),
+        vec![
+            (first, Ok(ReasonCode::SUCCESS)),
+            (second, Ok(ReasonCode::SUCCESS))
+        ]
+    );
+    // Idle again: everything given back, and identifiers keep going round.
+    broker.session.release_idle_memory();
+    broker.check();
+    assert_eq!(broker.session.available_packet_ids(), 65535);
+    broker.publish("a/b", QoS::AtLeastOnce);
+    let third_id = sent_publish_id(&broker.sent()[0]);
+    assert!(third_id > second_id, "round-robin survives the release");
+    // A keepalive ping still goes out and is answered.
+    broker.advance_and_tick(Duration::from_secs(60));
+    broker.session.release_idle_memory();
+    assert_eq!(broker.sent(), vec![Packet::PingReq]);
+    broker.feed(Packet::PingResp);
+    assert!(broker.session.is_live());
+}
