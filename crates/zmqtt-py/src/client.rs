@@ -244,7 +244,8 @@ impl NativeClient {
         retain: bool,
         properties: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let topic = convert::topic_text(py, topic, "Topic name")?.to_owned();
+        // Borrowed: a short topic is copied inline, without an allocation.
+        let topic = convert::topic_text(py, topic, "Topic name")?;
         let payload = convert::bytes_of(py, payload);
         let queued = match &self.client {
             AnyClient::V311(client) => {

@@ -24,6 +24,7 @@ use crate::connection::queue::{command_queue, CommandTx};
 use crate::error::{Error, Result};
 use crate::request::RequestBuilder;
 use crate::subscription::Subscription;
+use crate::topic::Topic;
 use crate::version::{Protocol, V5};
 
 /// QoS 1/2 publishes accepted and not yet completed, per client. More wait for
@@ -440,7 +441,7 @@ impl<V: Protocol> Client<V> {
     /// ```
     pub fn publish(
         &self,
-        topic: impl Into<String>,
+        topic: impl Into<Topic>,
         payload: impl Into<Bytes>,
     ) -> PublishBuilder<'_, V> {
         PublishBuilder {
@@ -539,7 +540,7 @@ impl Client<V5> {
 #[must_use = "a publish does nothing until awaited"]
 pub struct PublishBuilder<'a, V> {
     client: &'a Client<V>,
-    topic: String,
+    topic: Topic,
     payload: Bytes,
     qos: QoS,
     retain: bool,
@@ -610,7 +611,7 @@ impl<V: Protocol> PublishBuilder<'_, V> {
         let command = match v5_properties {
             // The common case: a small command the driver encodes from its parts.
             None => {
-                check_qos0(shared, &topic, payload.len(), retain)?;
+                check_qos0(shared, topic.as_str(), payload.len(), retain)?;
                 Command::PublishQos0 {
                     topic,
                     payload,
@@ -619,7 +620,7 @@ impl<V: Protocol> PublishBuilder<'_, V> {
             }
             Some(properties) => {
                 let publish = Publish {
-                    topic,
+                    topic: topic.into_string(),
                     payload,
                     retain,
                     properties: *properties,
@@ -644,7 +645,7 @@ impl<V: Protocol> PublishBuilder<'_, V> {
     /// The publish as the engine takes it.
     fn into_publish(self) -> Publish {
         Publish {
-            topic: self.topic,
+            topic: self.topic.into_string(),
             payload: self.payload,
             qos: self.qos,
             retain: self.retain,

@@ -50,6 +50,7 @@ mod request;
 mod router;
 mod subscription;
 mod tls;
+mod topic;
 mod version;
 
 pub use builder::{ClientBuilder, Will, DEFAULT_PORT};
@@ -62,6 +63,7 @@ pub use message::Message;
 pub use request::{RequestBuilder, DEFAULT_REQUEST_TIMEOUT};
 pub use subscription::{Subscription, UnsubscribeResult};
 pub use tls::{Tls, TlsConfig, TlsVersion};
+pub use topic::Topic;
 pub use version::{Protocol, V311, V5};
 
 pub use zmqtt_proto::topic::DEFAULT_STRIPPED_PREFIXES;

@@ -875,7 +875,10 @@ impl Driver {
                 retain,
             } => {
                 // Checked by `try_send()`; a refusal here has nobody to tell.
-                if let Err(error) = self.session.publish_qos0(now, &topic, &payload, retain) {
+                if let Err(error) = self
+                    .session
+                    .publish_qos0(now, topic.as_str(), &payload, retain)
+                {
                     debug!(target: CLIENT, %error, "QoS 0 publish refused");
                 }
             }

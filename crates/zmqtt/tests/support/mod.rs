@@ -135,7 +135,7 @@ pub fn persistent(port: u16, client_id: &str) -> ClientBuilder<V311> {
 #[track_caller]
 pub fn publish_qos1<'a, V: Protocol>(
     client: &'a Client<V>,
-    topic: impl Into<String>,
+    topic: impl Into<zmqtt::Topic>,
     payload: impl Into<Bytes>,
 ) -> impl Future<Output = ()> + 'a {
     let publishing = step(client.publish(topic, payload).qos(QoS::AtLeastOnce));
