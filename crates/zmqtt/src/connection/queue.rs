@@ -27,11 +27,13 @@ use super::command::{Command, Control};
 use crate::client::not_connected;
 use crate::error::Result;
 
-/// A queue that holds at most `capacity` commands (at least one).
+/// A queue that holds at most `capacity` commands (at least one), counting
+/// the receiver's current batch: room comes back a batch at a time.
 pub(crate) fn command_queue(capacity: usize) -> (CommandTx, CommandRx) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::new(),
+            in_batch: 0,
             senders: 1,
             closed: false,
             waiting_senders: 0,
@@ -45,7 +47,10 @@ pub(crate) fn command_queue(capacity: usize) -> (CommandTx, CommandRx) {
         CommandTx {
             shared: Arc::clone(&shared),
         },
-        CommandRx { shared },
+        CommandRx {
+            shared,
+            batch: VecDeque::new(),
+        },
     )
 }
 
@@ -58,6 +63,9 @@ struct Shared {
 
 struct State {
     queue: VecDeque<Command>,
+    /// Commands the receiver took in its last batch (counted against the
+    /// capacity until it takes the next one).
+    in_batch: usize,
     /// Live `CommandTx` handles.
     senders: usize,
     /// The receiver closed (or is gone): nothing more is accepted.
@@ -91,7 +99,7 @@ impl Shared {
             if state.closed {
                 return Err(TrySendError::Closed(command));
             }
-            if bounded && state.queue.len() >= self.capacity {
+            if bounded && state.queue.len() + state.in_batch >= self.capacity {
                 if wait_if_full {
                     state.waiting_senders += 1;
                 }
@@ -234,9 +242,12 @@ impl CommandTx {
     }
 }
 
-/// The receiving side, owned by the driver.
+/// The receiving side, owned by the driver. It takes every queued command
+/// at once (one lock per batch, not per command) and hands them out from
+/// its own `batch`; the two buffers swap, so neither is allocated again.
 pub(crate) struct CommandRx {
     shared: Arc<Shared>,
+    batch: VecDeque<Command>,
 }
 
 impl fmt::Debug for CommandRx {
@@ -256,13 +267,11 @@ impl CommandRx {
         // Like tokio's channels: a receiver that always has work still yields
         // to the scheduler now and then.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let mut state = match self.take(self.shared.lock()) {
-            Ok(command) => {
-                coop.made_progress();
-                return Poll::Ready(Some(command));
-            }
-            Err(state) => state,
-        };
+        if let Some(command) = self.next() {
+            coop.made_progress();
+            return Poll::Ready(Some(command));
+        }
+        let mut state = self.shared.lock();
         if state.closed || state.senders == 0 {
             coop.made_progress();
             return Poll::Ready(None);
@@ -276,25 +285,26 @@ impl CommandRx {
 
     /// A queued command, without waiting.
     pub(crate) fn try_recv(&mut self) -> Option<Command> {
-        let state = self.shared.lock();
-        self.take(state).ok()
+        self.next()
     }
 
-    /// Pops the front command (releasing the lock, then waking a sender that
-    /// waits for room), or hands the lock back when the queue is empty.
-    fn take<'a>(
-        &'a self,
-        mut state: MutexGuard<'a, State>,
-    ) -> std::result::Result<Command, MutexGuard<'a, State>> {
-        let Some(command) = state.queue.pop_front() else {
-            return Err(state);
-        };
-        let wake_sender = state.waiting_senders > 0;
-        drop(state);
-        if wake_sender {
-            self.shared.room.notify_one();
+    /// The next command of the batch; when it is used up, the queue's
+    /// commands become the next batch (room for the senders, who are woken
+    /// if some wait for it).
+    fn next(&mut self) -> Option<Command> {
+        if let Some(command) = self.batch.pop_front() {
+            return Some(command);
         }
-        Ok(command)
+        let wake_senders = {
+            let mut state = self.shared.lock();
+            std::mem::swap(&mut state.queue, &mut self.batch);
+            state.in_batch = self.batch.len();
+            state.waiting_senders > 0
+        };
+        if wake_senders {
+            self.shared.room.notify_waiters();
+        }
+        self.batch.pop_front()
     }
 
     /// Accepts no more commands; those already queued can still be taken.
@@ -324,6 +334,9 @@ impl CommandRx {
 
     /// Gives back the slots of an empty queue (allocated again on demand).
     pub(crate) fn release_memory(&mut self) {
+        if self.batch.is_empty() {
+            self.batch = VecDeque::new();
+        }
         let mut state = self.shared.lock();
         if state.queue.is_empty() {
             state.queue = VecDeque::new();
@@ -341,6 +354,7 @@ impl Drop for CommandRx {
         self.shared.room.notify_waiters();
         // Dropped outside the lock: their answer channels tell the callers.
         drop(queued);
+        self.batch.clear();
     }
 }
 
@@ -374,6 +388,12 @@ mod tests {
             other => panic!("expected the first ping, got {other:?}"),
         }
         assert!(first_answer.try_recv().is_ok());
+        // The receiver took both as one batch: room comes back once it has
+        // used the batch up and looks for more.
+        assert!(matches!(tx.try_send(ping().0), Err(TrySendError::Full(_))));
+        assert!(is_ping(rx.try_recv()));
+        assert!(rx.try_recv().is_none());
+        tx.try_send(ping().0).unwrap();
         tx.try_send(ping().0).unwrap();
         assert!(is_ping(rx.try_recv()));
         assert!(is_ping(rx.try_recv()));
@@ -391,7 +411,7 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(waiting.iter().all(|task| !task.is_finished()));
-        // Each command taken makes room for one waiting sender.
+        // Each batch used up (here: one command) makes room for one more.
         for _ in 0..4 {
             let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
             assert!(is_ping(next.unwrap()));
@@ -411,6 +431,8 @@ mod tests {
         let waiting = tokio::spawn(async move { other.send(ping().0).await.is_ok() });
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(is_ping(rx.recv().await));
+        // Looking for the next command makes the room.
+        assert!(rx.try_recv().is_none());
         assert!(tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .unwrap()
