@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -84,37 +85,88 @@ impl Will {
     }
 }
 
-/// Everything a client is configured with; filled by [`ClientBuilder`].
-#[derive(Clone)]
+/// What a client keeps of its options once built: the transport and local
+/// policies. The CONNECT contents live in the engine's `SessionConfig`, made
+/// once by `build()` and shared with every session, so the client holds them
+/// once. Kept small: every client carries one (W7).
 pub(crate) struct ClientOptions {
     pub host: String,
     pub port: u16,
-    pub client_id: String,
-    pub keepalive: u16,
-    pub clean_session: bool,
-    pub username: Option<String>,
-    pub password: Option<Bytes>,
-    pub will: Option<Will>,
-    pub tls: Tls,
+    /// `None` for plain TCP (most clients): the TLS settings are large.
+    tls: Option<Box<Tls>>,
     pub reconnect: ReconnectConfig,
     pub connect_timeout: Duration,
-    pub ping_timeout: PingTimeout,
-    pub session_expiry_interval: u32,
-    pub receive_maximum: Option<u16>,
-    pub maximum_packet_size: Option<u32>,
-    pub topic_alias_maximum: Option<u16>,
-    pub user_properties: Vec<(String, String)>,
-    pub request_response_information: Option<bool>,
-    pub request_problem_information: Option<bool>,
-    pub authentication_method: Option<String>,
-    pub authentication_data: Option<Bytes>,
-    pub stripped_prefixes: Vec<String>,
+    /// Shared: every client with the default prefixes points at one list.
+    pub stripped_prefixes: Arc<[String]>,
     pub max_pending_requests: usize,
     pub session_replay_buffer_size: usize,
     pub session_replay_timeout: Duration,
 }
 
+impl ClientOptions {
+    /// The TLS settings ([`Tls::Off`] unless set).
+    pub(crate) fn tls(&self) -> &Tls {
+        static OFF: Tls = Tls::Off;
+        self.tls.as_deref().unwrap_or(&OFF)
+    }
+}
+
 impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls().is_enabled())
+            .field("reconnect", &self.reconnect)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default stripped prefixes, made once and shared by every client that
+/// keeps them.
+fn default_stripped_prefixes() -> Arc<[String]> {
+    static DEFAULT: OnceLock<Arc<[String]>> = OnceLock::new();
+    Arc::clone(DEFAULT.get_or_init(|| {
+        DEFAULT_STRIPPED_PREFIXES
+            .iter()
+            .map(|prefix| (*prefix).to_owned())
+            .collect()
+    }))
+}
+
+/// Everything a builder records; split by `build()` into [`ClientOptions`]
+/// and the engine's `SessionConfig`.
+#[derive(Clone)]
+struct BuilderOptions {
+    host: String,
+    port: u16,
+    client_id: String,
+    keepalive: u16,
+    clean_session: bool,
+    username: Option<String>,
+    password: Option<Bytes>,
+    will: Option<Will>,
+    tls: Tls,
+    reconnect: ReconnectConfig,
+    connect_timeout: Duration,
+    ping_timeout: PingTimeout,
+    session_expiry_interval: u32,
+    receive_maximum: Option<u16>,
+    maximum_packet_size: Option<u32>,
+    topic_alias_maximum: Option<u16>,
+    user_properties: Vec<(String, String)>,
+    request_response_information: Option<bool>,
+    request_problem_information: Option<bool>,
+    authentication_method: Option<String>,
+    authentication_data: Option<Bytes>,
+    stripped_prefixes: Arc<[String]>,
+    max_pending_requests: usize,
+    session_replay_buffer_size: usize,
+    session_replay_timeout: Duration,
+}
+
+impl fmt::Debug for BuilderOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the password, nor the authentication data.
         f.debug_struct("ClientOptions")
@@ -137,9 +189,9 @@ impl fmt::Debug for ClientOptions {
     }
 }
 
-impl ClientOptions {
-    fn new(host: String) -> ClientOptions {
-        ClientOptions {
+impl BuilderOptions {
+    fn new(host: String) -> BuilderOptions {
+        BuilderOptions {
             host,
             port: DEFAULT_PORT,
             client_id: String::new(),
@@ -161,19 +213,31 @@ impl ClientOptions {
             request_problem_information: None,
             authentication_method: None,
             authentication_data: None,
-            stripped_prefixes: DEFAULT_STRIPPED_PREFIXES
-                .iter()
-                .map(|prefix| (*prefix).to_owned())
-                .collect(),
+            stripped_prefixes: default_stripped_prefixes(),
             max_pending_requests: 1000,
             session_replay_buffer_size: 1000,
             session_replay_timeout: Duration::from_secs(30),
         }
     }
 
+    /// What the client keeps besides the engine's configuration.
+    fn into_client_options(self) -> ClientOptions {
+        ClientOptions {
+            host: self.host,
+            port: self.port,
+            tls: self.tls.is_enabled().then(|| Box::new(self.tls)),
+            reconnect: self.reconnect,
+            connect_timeout: self.connect_timeout,
+            stripped_prefixes: self.stripped_prefixes,
+            max_pending_requests: self.max_pending_requests,
+            session_replay_buffer_size: self.session_replay_buffer_size,
+            session_replay_timeout: self.session_replay_timeout,
+        }
+    }
+
     /// Checks every option and makes the engine's configuration. Nothing here
     /// does I/O; every error names the option in the words of the API.
-    pub(crate) fn session_config(&self, protocol: ProtocolVersion) -> Result<SessionConfig> {
+    fn session_config(&self, protocol: ProtocolVersion) -> Result<SessionConfig> {
         if self.host.is_empty() {
             return Err(Error::invalid("host must not be empty"));
         }
@@ -204,13 +268,13 @@ impl ClientOptions {
                     return Err(Error::invalid("will properties require MQTT 5.0"));
                 }
                 zmqtt_proto::topic::validate_topic_name(&will.topic)?;
-                Some(LastWill {
+                Some(Box::new(LastWill {
                     topic: will.topic.clone(),
                     payload: will.payload.clone(),
                     qos: will.qos,
                     retain: will.retain,
                     properties: will.properties.clone().unwrap_or_default(),
-                })
+                }))
             }
         };
         let connect_properties = if v5 {
@@ -292,7 +356,7 @@ fn config_error(error: ConfigError) -> Error {
 /// # drop(v5);
 /// ```
 pub struct ClientBuilder<V> {
-    options: ClientOptions,
+    options: BuilderOptions,
     version: PhantomData<fn() -> V>,
 }
 
@@ -316,7 +380,7 @@ impl<V> Clone for ClientBuilder<V> {
 impl ClientBuilder<V311> {
     pub(crate) fn new(host: impl Into<String>) -> Self {
         ClientBuilder {
-            options: ClientOptions::new(host.into()),
+            options: BuilderOptions::new(host.into()),
             version: PhantomData,
         }
     }
@@ -434,13 +498,13 @@ impl<V: Protocol> ClientBuilder<V> {
     /// [`Client::connect`].
     pub fn build(self) -> Client<V> {
         let checked = self.options.session_config(V::VERSION);
-        Client::new(self.options, checked)
+        Client::new(self.options.into_client_options(), checked)
     }
 
     /// Makes the client, or reports the first invalid option. No I/O.
     pub fn try_build(self) -> Result<Client<V>> {
         let config = self.options.session_config(V::VERSION)?;
-        Ok(Client::new(self.options, Ok(config)))
+        Ok(Client::new(self.options.into_client_options(), Ok(config)))
     }
 }
 
@@ -553,7 +617,7 @@ mod tests {
         assert!(options.clean_session);
         assert_eq!(options.client_id, "");
         assert_eq!(options.connect_timeout, Duration::from_secs(30));
-        assert_eq!(options.stripped_prefixes, ["$queue", "$exclusive"]);
+        assert_eq!(*options.stripped_prefixes, ["$queue", "$exclusive"]);
         assert_eq!(options.max_pending_requests, 1000);
         assert_eq!(options.session_replay_buffer_size, 1000);
         assert_eq!(options.session_replay_timeout, Duration::from_secs(30));

@@ -117,11 +117,10 @@ pub(crate) fn not_connected() -> Error {
 
 pub(crate) struct Shared {
     pub options: Arc<ClientOptions>,
-    /// Why the options can never make a session (reported by `connect()`;
-    /// boxed: rare, and every client carries the field). The engine's
-    /// configuration itself is made from `options` by each `connect()`, not
-    /// kept here: a client holds one copy of its settings.
-    pub config_error: Option<Box<Error>>,
+    /// The engine's configuration, made once by `build()` and shared with the
+    /// session of every `connect()`; or why the options can never make one
+    /// (reported by `connect()`; boxed: rare).
+    pub config: std::result::Result<Arc<SessionConfig>, Box<Error>>,
     pub protocol: ProtocolVersion,
     pub status: Arc<watch::Sender<Status>>,
     /// The command queue of the running (or last) driver.
@@ -129,7 +128,8 @@ pub(crate) struct Shared {
     /// Made by the first QoS 1/2 publish: clients that never send one do not
     /// pay for it.
     pub publish_slots: OnceLock<Arc<Semaphore>>,
-    pub request_slots: Arc<Semaphore>,
+    /// Made by the first `request()` (see `request::request_slots`).
+    pub request_slots: OnceLock<Arc<Semaphore>>,
     /// The response topic of `request()` calls that name none.
     pub reply_topic: String,
     /// The random part of `reply_topic`: the driver recognises the topic by
@@ -204,9 +204,6 @@ impl<V: Protocol> fmt::Debug for Client<V> {
 
 impl<V: Protocol> Client<V> {
     pub(crate) fn new(options: ClientOptions, config: Result<SessionConfig>) -> Client<V> {
-        let max_pending_requests = options
-            .max_pending_requests
-            .clamp(1, Semaphore::MAX_PERMITS);
         let status = Status {
             state: ConnectionState::Disconnected,
             info: None,
@@ -218,12 +215,12 @@ impl<V: Protocol> Client<V> {
         Client {
             shared: Arc::new(Shared {
                 options: Arc::new(options),
-                config_error: config.err().map(Box::new),
+                config: config.map(Arc::new).map_err(Box::new),
                 protocol: V::VERSION,
                 status: Arc::new(watch::Sender::new(status)),
                 commands: Mutex::new(None),
                 publish_slots: OnceLock::new(),
-                request_slots: Arc::new(Semaphore::new(max_pending_requests)),
+                request_slots: OnceLock::new(),
                 reply_topic,
                 reply_id,
             }),
@@ -260,9 +257,10 @@ impl<V: Protocol> Client<V> {
     /// tokio runtime. Dropping the future does not stop the attempts: use
     /// [`disconnect`](Self::disconnect).
     pub async fn connect(&self) -> Result<()> {
-        if let Some(error) = &self.shared.config_error {
-            return Err(error.duplicate());
-        }
+        let config = match &self.shared.config {
+            Ok(config) => config,
+            Err(error) => return Err(error.duplicate()),
+        };
         let first = {
             let mut running = self
                 .shared
@@ -275,9 +273,6 @@ impl<V: Protocol> Client<V> {
                     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
                         Error::invalid("connect() must be called within a tokio runtime")
                     })?;
-                    // Checked when the client was built: the same options
-                    // give the same configuration.
-                    let config = self.shared.options.session_config(V::VERSION)?;
                     let (commands, command_rx) = command_queue(COMMAND_CHANNEL_CAPACITY);
                     let (first_tx, first_rx) = oneshot::channel();
                     let mut generation = 0;
@@ -292,7 +287,7 @@ impl<V: Protocol> Client<V> {
                     });
                     let parts = DriverParts {
                         options: Arc::clone(&self.shared.options),
-                        config,
+                        config: Arc::clone(config),
                         status: Arc::clone(&self.shared.status),
                         commands: command_rx,
                         reply_id: self.shared.reply_id,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use zmqtt_proto::{Publish, PublishProperties, QoS};
 
-use crate::client::{not_connected, random_bytes, Client};
+use crate::client::{not_connected, random_bytes, Client, Shared};
 use crate::connection::command::{Command, Control, RequestKey};
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -131,7 +131,7 @@ impl RequestBuilder<'_> {
             ..Publish::default()
         };
         let shared = self.client.shared();
-        let _slot = Arc::clone(&shared.request_slots)
+        let _slot = request_slots(shared)
             .acquire_owned()
             .await
             .map_err(|_| not_connected())?;
@@ -166,4 +166,17 @@ impl Drop for CancelGuard {
             let _ = self.control.send(Control::CancelRequest(key));
         }
     }
+}
+
+/// The client's `max_pending_requests` slots, made by its first request:
+/// most clients never make one and do not pay for the semaphore.
+fn request_slots(shared: &Shared) -> Arc<Semaphore> {
+    let slots = shared.request_slots.get_or_init(|| {
+        let permits = shared
+            .options
+            .max_pending_requests
+            .clamp(1, Semaphore::MAX_PERMITS);
+        Arc::new(Semaphore::new(permits))
+    });
+    Arc::clone(slots)
 }

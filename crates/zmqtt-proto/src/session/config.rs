@@ -61,8 +61,9 @@ pub struct SessionConfig {
     pub clean_start: bool,
     pub username: Option<String>,
     pub password: Option<Bytes>,
-    /// Sent in every CONNECT, so it survives reconnects.
-    pub will: Option<LastWill>,
+    /// Sent in every CONNECT, so it survives reconnects. Boxed: large and
+    /// rarely set, and a client keeps its configuration for its whole life.
+    pub will: Option<Box<LastWill>>,
     /// 5.0 CONNECT properties (session expiry, Receive Maximum, Maximum Packet
     /// Size, Topic Alias Maximum, request flags, user properties, authentication).
     /// Must stay at its default on 3.1.1.
@@ -187,7 +188,7 @@ impl SessionConfig {
             clean_start: self.clean_start,
             username: self.username.clone(),
             password: self.password.clone(),
-            will: self.will.clone(),
+            will: self.will.as_deref().cloned(),
             properties: self.connect_properties.clone(),
         }
     }
@@ -227,11 +228,11 @@ mod debug_tests {
         let config = SessionConfig {
             username: Some("user".into()),
             password: Some(Bytes::from_static(b"hunter2-secret")),
-            will: Some(LastWill {
+            will: Some(Box::new(LastWill {
                 topic: "status".into(),
                 payload: Bytes::from_static(b"will-payload-secret"),
                 ..LastWill::default()
-            }),
+            })),
             ..SessionConfig::new(ProtocolVersion::V311, "c")
         };
         let shown = format!("{config:?}");

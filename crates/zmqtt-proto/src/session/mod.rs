@@ -94,7 +94,8 @@ mod packet_id;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -115,8 +116,8 @@ use crate::packet::{
     Unsubscribe, UnsubscribeProperties,
 };
 use crate::reason::ReasonCode;
-use crate::topic;
-use packet_id::PacketIdPool;
+use crate::topic::{self, ValidTopicName};
+use packet_id::{PacketIdMap, PacketIdPool};
 
 /// The largest 5.0 Subscription Identifier (a variable byte integer).
 const MAX_SUBSCRIPTION_IDENTIFIER: u32 = 268_435_455;
@@ -228,7 +229,9 @@ struct AckSlot {
 /// order.
 #[derive(Debug)]
 pub struct ClientSession {
-    config: SessionConfig,
+    /// Shared with the caller: a client that makes a session per `connect()`
+    /// keeps one copy of its CONNECT contents, not one per session.
+    config: Arc<SessionConfig>,
     state: SessionState,
     /// Transport counter; tags acknowledgement tokens.
     connection: u64,
@@ -249,33 +252,40 @@ pub struct ClientSession {
     receive_paused: bool,
 
     ids: PacketIdPool,
-    outgoing: HashMap<u16, OutgoingPublish>,
+    outgoing: PacketIdMap<OutgoingPublish>,
     /// Packet ids of `outgoing` waiting for send quota, in order.
     waiting: VecDeque<u16>,
     /// Entries of `outgoing` holding a unit of send quota.
     in_window: usize,
     next_publish_seq: u64,
-    requests: HashMap<u16, PendingRequest>,
+    // Maps that are empty most of the time are B-trees: smaller inline than
+    // hash maps, and holding no memory once empty.
+    requests: BTreeMap<u16, PendingRequest>,
     /// Aliases as the caller set them on this connection (what an alias-only
     /// publish means).
-    alias_intent: HashMap<u16, String>,
+    alias_intent: BTreeMap<u16, String>,
     /// Aliases as written on this connection (what the broker knows).
-    alias_wire: HashMap<u16, String>,
+    alias_wire: BTreeMap<u16, String>,
 
-    incoming: HashMap<u16, IncomingState>,
+    incoming: PacketIdMap<IncomingState>,
     /// Incoming QoS 1/2 flows started on this connection and not finished:
     /// what our Receive Maximum limits.
     incoming_quota_used: usize,
     ack_queue: VecDeque<AckSlot>,
     /// Token sequence number of the front of `ack_queue`.
     ack_front_seq: u64,
-    incoming_aliases: HashMap<u16, String>,
+    incoming_aliases: BTreeMap<u16, String>,
 }
 
 impl ClientSession {
     /// A session for `config`, not connected. Fails if the configuration can
     /// never produce a valid CONNECT.
-    pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
+    ///
+    /// Takes the configuration by value or as an `Arc<SessionConfig>`: a
+    /// driver that makes a new session per connect call shares one copy
+    /// instead of cloning it (the session never changes it).
+    pub fn new(config: impl Into<Arc<SessionConfig>>) -> Result<Self, ConfigError> {
+        let config = config.into();
         config.validate()?;
         Ok(ClientSession {
             config,
@@ -293,18 +303,18 @@ impl ClientSession {
             pings: VecDeque::new(),
             receive_paused: false,
             ids: PacketIdPool::default(),
-            outgoing: HashMap::new(),
+            outgoing: PacketIdMap::default(),
             waiting: VecDeque::new(),
             in_window: 0,
             next_publish_seq: 0,
-            requests: HashMap::new(),
-            alias_intent: HashMap::new(),
-            alias_wire: HashMap::new(),
-            incoming: HashMap::new(),
+            requests: BTreeMap::new(),
+            alias_intent: BTreeMap::new(),
+            alias_wire: BTreeMap::new(),
+            incoming: PacketIdMap::default(),
             incoming_quota_used: 0,
             ack_queue: VecDeque::new(),
             ack_front_seq: 0,
-            incoming_aliases: HashMap::new(),
+            incoming_aliases: BTreeMap::new(),
         })
     }
 
@@ -530,9 +540,6 @@ impl ClientSession {
         if self.outgoing.is_empty() {
             self.outgoing.shrink_to_fit();
         }
-        if self.requests.is_empty() {
-            self.requests.shrink_to_fit();
-        }
         if self.incoming.is_empty() {
             self.incoming.shrink_to_fit();
         }
@@ -626,12 +633,36 @@ impl ClientSession {
         payload: &[u8],
         retain: bool,
     ) -> Result<(), CommandError> {
+        self.publish_qos0_checking(now, topic, true, payload, retain)
+    }
+
+    /// [`publish_qos0`](Self::publish_qos0) to a topic name checked before.
+    pub fn publish_qos0_valid(
+        &mut self,
+        now: Instant,
+        topic: ValidTopicName<'_>,
+        payload: &[u8],
+        retain: bool,
+    ) -> Result<(), CommandError> {
+        self.publish_qos0_checking(now, topic.as_str(), false, payload, retain)
+    }
+
+    fn publish_qos0_checking(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        check_topic: bool,
+        payload: &[u8],
+        retain: bool,
+    ) -> Result<(), CommandError> {
         let negotiated = self.connected()?;
         let version = self.config.protocol;
         if retain && !negotiated.retain_available {
             return Err(CommandError::RetainNotAvailable);
         }
-        topic::validate_topic_name(topic).map_err(CommandError::InvalidTopic)?;
+        if check_topic {
+            topic::validate_topic_name(topic).map_err(CommandError::InvalidTopic)?;
+        }
         let remaining = codec::qos0_publish_remaining(topic, payload.len(), version)
             .map_err(CommandError::Encode)?;
         if let Some(maximum) = negotiated.maximum_packet_size {
@@ -1247,7 +1278,8 @@ impl ClientSession {
                 });
             }
         }
-        let mut requests: Vec<(u16, PendingRequest)> = self.requests.drain().collect();
+        let mut requests: Vec<(u16, PendingRequest)> =
+            std::mem::take(&mut self.requests).into_iter().collect();
         requests.sort_unstable_by_key(|(_, pending)| pending.request);
         for (packet_id, pending) in requests {
             self.ids.release(packet_id);
@@ -1831,7 +1863,7 @@ fn split_ack(response: PubResponse) -> Result<PublishAck, PublishRejected> {
 /// connection cannot take is dropped. `publish` is left as it was.
 fn write_publish(
     publish: &mut Publish,
-    wire_aliases: &mut HashMap<u16, String>,
+    wire_aliases: &mut BTreeMap<u16, String>,
     alias_maximum: u16,
     version: ProtocolVersion,
     out: &mut BytesMut,

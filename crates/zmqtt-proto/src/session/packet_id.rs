@@ -6,8 +6,41 @@
 //! (MQTT-2.3.1-1) and never handed out while it is still held (MQTT-2.3.1-2), so
 //! acknowledgements arriving in any order can never be confused.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 /// Number of usable identifiers (1..=65535).
 pub(crate) const PACKET_ID_COUNT: usize = u16::MAX as usize;
+
+/// A map keyed by packet identifier. The keys are at most 65535 small
+/// integers, so flooding needs no keyed hash: a multiplicative hash is faster
+/// than SipHash and its zero-sized builder keeps the map 16 bytes smaller.
+pub(crate) type PacketIdMap<V> = HashMap<u16, V, BuildHasherDefault<PacketIdHasher>>;
+
+/// Fibonacci hashing of the key: an odd multiplier keeps distinct low bits
+/// distinct (the bucket index) and fills the high bits (the control byte).
+#[derive(Default)]
+pub(crate) struct PacketIdHasher(u64);
+
+impl Hasher for PacketIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u16(&mut self, value: u16) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Words of 64 bits per page: one page covers 4096 identifiers.
 const PAGE_WORDS: usize = 64;

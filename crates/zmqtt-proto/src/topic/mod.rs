@@ -123,6 +123,34 @@ fn check_common(topic: &str, kind: TopicKind) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// A topic name that [`validate_topic_name`] accepted: what
+/// [`ClientSession::publish_qos0_valid`](crate::session::ClientSession::publish_qos0_valid)
+/// takes, so that a name checked once (e.g. by the handle that queued the
+/// publish, on another thread) is not scanned again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidTopicName<'a>(&'a str);
+
+impl<'a> ValidTopicName<'a> {
+    /// Checks `topic` ([`validate_topic_name`]).
+    pub fn new(topic: &'a str) -> Result<Self, TopicError> {
+        validate_topic_name(topic)?;
+        Ok(ValidTopicName(topic))
+    }
+
+    /// A name the caller has already passed through [`ValidTopicName::new`]
+    /// or [`validate_topic_name`] (the proof could not travel with it, e.g.
+    /// across a channel). Not checked again: a name that was never checked
+    /// is sent as it is, and the broker then closes the connection.
+    pub fn checked_before(topic: &'a str) -> Self {
+        ValidTopicName(topic)
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'a str {
+        self.0
+    }
+}
+
 /// Checks a topic name a client publishes to (or sets as a will topic):
 /// non-empty (MQTT-4.7.3-1), no U+0000 (MQTT-4.7.3-2), at most 65535 bytes
 /// (MQTT-4.7.3-3) and no wildcard `+` or `#` (MQTT-4.7.1-1).

@@ -657,3 +657,19 @@ proptest! {
         prop_assert_eq!(contains_nul_or_wildcard(&bytes), expected);
     }
 }
+
+#[test]
+fn valid_topic_name_is_made_only_from_a_valid_name() {
+    // MQTT-4.7.1-1, MQTT-4.7.3-1, MQTT-4.7.3-2
+    assert_eq!(
+        ValidTopicName::new("a/b").map(ValidTopicName::as_str),
+        Ok("a/b")
+    );
+    for invalid in ["", "a/+", "a/#", "a\0b"] {
+        assert!(ValidTopicName::new(invalid).is_err(), "{invalid:?}");
+    }
+    assert_eq!(
+        ValidTopicName::checked_before("a/b"),
+        ValidTopicName::new("a/b").unwrap()
+    );
+}

@@ -39,6 +39,7 @@ use zmqtt_proto::session::{
     AckToken, ClientSession, CloseReason, Event, RequestError, RequestId, SessionConfig,
     SessionState,
 };
+use zmqtt_proto::topic::ValidTopicName;
 use zmqtt_proto::{
     Auth, ConnAck, Disconnect, ProtocolVersion, Publish, QoS, RetainHandling, SubAck,
     SubscribeFilter, UnsubAck, UnsubscribeProperties,
@@ -102,7 +103,7 @@ impl Hasher for IdHasher {
 /// Everything a driver is made from.
 pub(crate) struct DriverParts {
     pub options: Arc<ClientOptions>,
-    pub config: SessionConfig,
+    pub config: Arc<SessionConfig>,
     pub status: Arc<watch::Sender<Status>>,
     pub commands: CommandRx,
     /// Names the client's generated response topic (see `Shared::reply_id`).
@@ -371,7 +372,7 @@ impl Driver {
             "zmqtt",
             host = %self.options.host,
             port = self.options.port,
-            client_id = %self.options.client_id,
+            client_id = %self.session.config().client_id,
         );
         async move { self.run_attempts().await }.instrument(span)
     }
@@ -416,7 +417,7 @@ impl Driver {
                 transport::open(
                     &options.host,
                     options.port,
-                    &options.tls,
+                    options.tls(),
                     options.connect_timeout,
                 )
                 .await
@@ -874,10 +875,12 @@ impl Driver {
                 payload,
                 retain,
             } => {
-                // Checked by `try_send()`; a refusal here has nobody to tell.
+                // `try_send()` checked the topic (`check_qos0`), so the engine
+                // need not scan it again; a refusal here has nobody to tell.
+                let topic = ValidTopicName::checked_before(topic.as_str());
                 if let Err(error) = self
                     .session
-                    .publish_qos0(now, topic.as_str(), &payload, retain)
+                    .publish_qos0_valid(now, topic, &payload, retain)
                 {
                     debug!(target: CLIENT, %error, "QoS 0 publish refused");
                 }
@@ -1999,10 +2002,7 @@ mod tests {
         let (first, _) = oneshot::channel();
         let parts = DriverParts {
             options: Arc::clone(&shared.options),
-            config: shared
-                .options
-                .session_config(ProtocolVersion::V311)
-                .unwrap(),
+            config: Arc::clone(shared.config.as_ref().unwrap()),
             status: Arc::clone(&shared.status),
             commands,
             reply_id: shared.reply_id,

@@ -19,7 +19,7 @@ fn connect_v311_carries_the_config_and_is_resent_with_will_on_reconnect() {
         clean_start: false,
         username: Some("user".into()),
         password: Some(Bytes::from_static(b"secret")),
-        will: Some(will()),
+        will: Some(Box::new(will())),
         ..SessionConfig::new(ProtocolVersion::V311, "dev-1")
     };
     let mut broker = Broker::new(config);
@@ -64,7 +64,7 @@ fn connect_v5_carries_properties_and_will_properties() {
         user_properties: vec![("k".into(), "v".into())],
     };
     let config = SessionConfig {
-        will: Some(will.clone()),
+        will: Some(Box::new(will.clone())),
         connect_properties: properties.clone(),
         ..SessionConfig::new(ProtocolVersion::V5, "dev-5")
     };
@@ -123,7 +123,7 @@ fn invalid_configs_are_refused_before_any_io() {
     let mut bad_will = will();
     bad_will.topic = "a/#".into();
     let config = SessionConfig {
-        will: Some(bad_will),
+        will: Some(Box::new(bad_will)),
         ..SessionConfig::new(ProtocolVersion::V311, "c")
     };
     assert!(matches!(
@@ -539,4 +539,25 @@ fn reopening_without_close_ends_the_previous_connection() {
         }]
     );
     assert_eq!(broker.session.state(), SessionState::Connecting);
+}
+
+#[test]
+fn a_shared_config_is_not_copied_by_each_session() {
+    // A driver makes one session per connect call from the same settings.
+    let config = Arc::new(SessionConfig::new(ProtocolVersion::V311, "shared"));
+    let first = ClientSession::new(Arc::clone(&config)).unwrap();
+    let second = ClientSession::new(Arc::clone(&config)).unwrap();
+    assert!(std::ptr::eq(first.config(), &*config));
+    assert!(std::ptr::eq(second.config(), &*config));
+    assert_eq!(Arc::strong_count(&config), 3);
+}
+
+/// Every idle connection holds a session and its configuration (W7): a guard
+/// against growth, with slack for other compiler versions.
+#[test]
+fn session_and_config_stay_small() {
+    let session = std::mem::size_of::<ClientSession>();
+    let config = std::mem::size_of::<SessionConfig>();
+    assert!(session <= 640, "ClientSession takes {session} bytes");
+    assert!(config <= 288, "SessionConfig takes {config} bytes");
 }

@@ -12,6 +12,7 @@ mod outgoing;
 mod proptests;
 mod resume;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};

@@ -758,6 +758,17 @@ fn qos0_from_parts_sends_the_bytes_of_publish() {
             broker.session.poll_transmit(&mut via_parts);
             assert!(!via_parts.is_empty());
             assert_eq!(via_parts, via_publish);
+            // A topic checked before: the same bytes again.
+            let topic = crate::topic::ValidTopicName::new("parts/topic").unwrap();
+            assert_eq!(
+                broker
+                    .session
+                    .publish_qos0_valid(broker.now, topic, b"payload", retain),
+                Ok(())
+            );
+            let mut via_valid = BytesMut::new();
+            broker.session.poll_transmit(&mut via_valid);
+            assert_eq!(via_valid, via_publish);
             assert!(broker.events().is_empty());
             assert_eq!(broker.session.pending_publishes(), 0);
         }
