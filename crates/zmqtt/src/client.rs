@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use zmqtt_proto::session::SessionConfig;
 use zmqtt_proto::{
     Auth, AuthProperties, ConnAckProperties, Disconnect, DisconnectProperties, Packet,
@@ -23,6 +23,7 @@ use crate::connection::driver::{self, DriverParts};
 use crate::connection::queue::{command_queue, CommandTx};
 use crate::error::{Error, Result};
 use crate::request::RequestBuilder;
+use crate::status::StatusCell;
 use crate::subscription::Subscription;
 use crate::topic::Topic;
 use crate::version::{Protocol, V5};
@@ -122,7 +123,7 @@ pub(crate) struct Shared {
     /// (reported by `connect()`; boxed: rare).
     pub config: std::result::Result<Arc<SessionConfig>, Box<Error>>,
     pub protocol: ProtocolVersion,
-    pub status: Arc<watch::Sender<Status>>,
+    pub status: Arc<StatusCell<Status>>,
     /// The command queue of the running (or last) driver.
     pub commands: Mutex<Option<CommandTx>>,
     /// Made by the first QoS 1/2 publish: clients that never send one do not
@@ -217,7 +218,7 @@ impl<V: Protocol> Client<V> {
                 options: Arc::new(options),
                 config: config.map(Arc::new).map_err(Box::new),
                 protocol: V::VERSION,
-                status: Arc::new(watch::Sender::new(status)),
+                status: Arc::new(StatusCell::new(status)),
                 commands: Mutex::new(None),
                 publish_slots: OnceLock::new(),
                 request_slots: OnceLock::new(),
@@ -319,19 +320,20 @@ impl<V: Protocol> Client<V> {
 
     /// Waits until the running driver is connected, or has stopped.
     async fn wait_connected(&self) -> Result<()> {
-        let mut status = self.shared.status.subscribe();
-        let result = status
+        let result = self
+            .shared
+            .status
             .wait_for(|status| {
                 matches!(
                     status.state,
                     ConnectionState::Connected | ConnectionState::Disconnected
                 )
+                .then(|| (status.state, status.stop_error.clone()))
             })
-            .await
-            .map(|status| (status.state, status.stop_error.clone()));
+            .await;
         match result {
-            Ok((ConnectionState::Connected, _)) => Ok(()),
-            Ok((_, Some(error))) => Err(error.duplicate()),
+            (ConnectionState::Connected, _) => Ok(()),
+            (_, Some(error)) => Err(error.duplicate()),
             _ => Err(not_connected()),
         }
     }
@@ -391,12 +393,13 @@ impl<V: Protocol> Client<V> {
     /// last one when reconnecting gave up). Returns at once when the client
     /// is not running.
     pub async fn stopped(&self) -> Option<Error> {
-        let mut status = self.shared.status.subscribe();
-        let stopped = status
-            .wait_for(|status| status.state == ConnectionState::Disconnected)
-            .await
-            .ok()
-            .and_then(|status| status.stop_error.clone());
+        let stopped = self
+            .shared
+            .status
+            .wait_for(|status| {
+                (status.state == ConnectionState::Disconnected).then(|| status.stop_error.clone())
+            })
+            .await;
         stopped.map(|error| error.duplicate())
     }
 

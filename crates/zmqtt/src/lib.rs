@@ -48,6 +48,7 @@ mod error;
 mod message;
 mod request;
 mod router;
+mod status;
 mod subscription;
 mod tls;
 mod topic;

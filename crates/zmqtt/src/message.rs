@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use zmqtt_proto::session::AckToken;
 use zmqtt_proto::{PublishProperties, QoS};
 
 use crate::client::{ConnectionState, Status};
 use crate::connection::command::Control;
 use crate::error::{Error, Result};
+use crate::status::StatusCell;
 
 /// A message received from the broker (SPEC 1.8).
 ///
@@ -99,7 +100,7 @@ pub(crate) struct PendingAck {
     token: AckToken,
     done: AtomicBool,
     control: mpsc::UnboundedSender<Control>,
-    status: Arc<watch::Sender<Status>>,
+    status: Arc<StatusCell<Status>>,
     /// The connection the message arrived on: its token is good there only.
     connection_id: u64,
 }
@@ -108,7 +109,7 @@ impl PendingAck {
     pub(crate) fn new(
         token: AckToken,
         control: mpsc::UnboundedSender<Control>,
-        status: Arc<watch::Sender<Status>>,
+        status: Arc<StatusCell<Status>>,
         connection_id: u64,
     ) -> Arc<Self> {
         Arc::new(PendingAck {

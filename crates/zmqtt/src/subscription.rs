@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::watch;
 use zmqtt_proto::{ReasonCode, ReasonProperties, UnsubscribeProperties};
 
 use crate::client::Status;
@@ -14,6 +13,7 @@ use crate::connection::command::{Command, QueueRx, SubKey, Subscribed};
 use crate::connection::queue::CommandTx;
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::status::StatusCell;
 
 /// The messages of one `subscribe()` (SPEC 1.7), in arrival order.
 ///
@@ -37,7 +37,7 @@ pub struct Subscription {
     granted: Vec<ReasonCode>,
     queue: QueueRx,
     commands: CommandTx,
-    status: Arc<watch::Sender<Status>>,
+    status: Arc<StatusCell<Status>>,
     /// `stop` or `detach` already told the driver.
     finished: bool,
     /// The queue reported its end.
@@ -59,7 +59,7 @@ impl Subscription {
         subscribed: Subscribed,
         filters: Vec<String>,
         commands: CommandTx,
-        status: Arc<watch::Sender<Status>>,
+        status: Arc<StatusCell<Status>>,
     ) -> Subscription {
         Subscription {
             key: subscribed.key,

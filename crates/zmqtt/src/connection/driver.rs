@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::time::Sleep;
 use tracing::{debug, info, trace, warn, Instrument};
 use zmqtt_proto::session::{
@@ -56,6 +56,7 @@ use crate::client::{is_reply_topic, ConnectionState, ReplyId, Status};
 use crate::error::{Error, Result};
 use crate::message::{Message, PendingAck};
 use crate::router::Router;
+use crate::status::StatusCell;
 use crate::subscription::UnsubscribeResult;
 
 /// Stop taking commands while this much is waiting to be written.
@@ -104,7 +105,7 @@ impl Hasher for IdHasher {
 pub(crate) struct DriverParts {
     pub options: Arc<ClientOptions>,
     pub config: Arc<SessionConfig>,
-    pub status: Arc<watch::Sender<Status>>,
+    pub status: Arc<StatusCell<Status>>,
     pub commands: CommandRx,
     /// Names the client's generated response topic (see `Shared::reply_id`).
     pub reply_id: ReplyId,
@@ -249,7 +250,7 @@ pub(crate) struct Driver {
     options: Arc<ClientOptions>,
     session: ClientSession,
     version: ProtocolVersion,
-    status: Arc<watch::Sender<Status>>,
+    status: Arc<StatusCell<Status>>,
     generation: u64,
     commands: CommandRx,
     /// False once every command sender is gone (all handles dropped).
