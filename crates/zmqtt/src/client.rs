@@ -63,8 +63,9 @@ pub struct ConnectionInfo {
     pub session_present: bool,
     /// The CONNACK return / reason code (0 = accepted).
     pub return_code: ReasonCode,
-    /// 5.0 CONNACK properties; `None` on 3.1.1.
-    pub properties: Option<ConnAckProperties>,
+    /// 5.0 CONNACK properties; `None` on 3.1.1. Boxed: a 3.1.1 client (and
+    /// every idle connection) does not carry their room.
+    pub properties: Option<Box<ConnAckProperties>>,
     /// Our client id, or the one the broker assigned.
     pub effective_client_id: String,
     /// The keep alive in force (the broker's Server Keep Alive wins).

@@ -133,7 +133,7 @@ pub(crate) fn connection_info(
         connection_id: negotiated.connection_id,
         session_present: negotiated.session_present,
         return_code: connack.code,
-        properties: v5.then(|| connack.properties.clone()),
+        properties: v5.then(|| Box::new(connack.properties.clone())),
         effective_client_id: negotiated.client_id.clone(),
         effective_keepalive: negotiated.keep_alive,
         effective_session_expiry_interval: negotiated.session_expiry_interval,
