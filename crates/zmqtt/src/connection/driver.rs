@@ -845,6 +845,27 @@ impl Driver {
         // acknowledged) take effect first, whichever channel the driver
         // happened to poll.
         self.drain_controls();
+        // The hot path, matched by reference: the command is not moved again.
+        if let (
+            Command::PublishQos0 {
+                topic,
+                payload,
+                retain,
+            },
+            true,
+        ) = (&command, self.connected)
+        {
+            // `try_send()` checked the topic (`check_qos0`), so the engine
+            // need not scan it again; a refusal here has nobody to tell.
+            let topic = ValidTopicName::checked_before(topic.as_str());
+            if let Err(error) = self
+                .session
+                .publish_qos0_valid(now, topic, payload, *retain)
+            {
+                debug!(target: CLIENT, %error, "QoS 0 publish refused");
+            }
+            return;
+        }
         let command = match command {
             Command::Detach(key) => return self.detach(key),
             Command::ControlChannel(control_rx) => {
@@ -871,20 +892,8 @@ impl Driver {
             return;
         }
         match command {
-            Command::PublishQos0 {
-                topic,
-                payload,
-                retain,
-            } => {
-                // `try_send()` checked the topic (`check_qos0`), so the engine
-                // need not scan it again; a refusal here has nobody to tell.
-                let topic = ValidTopicName::checked_before(topic.as_str());
-                if let Err(error) = self
-                    .session
-                    .publish_qos0_valid(now, topic, &payload, retain)
-                {
-                    debug!(target: CLIENT, %error, "QoS 0 publish refused");
-                }
+            Command::PublishQos0 { .. } => {
+                // Offline it went to `command_offline`; connected, to the top.
             }
             Command::Publish {
                 publish,
