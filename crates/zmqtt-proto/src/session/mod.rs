@@ -117,6 +117,7 @@ use crate::packet::{
 };
 use crate::reason::ReasonCode;
 use crate::topic::{self, ValidTopicName};
+pub use packet_id::IdHasher;
 use packet_id::{PacketIdMap, PacketIdPool};
 
 /// The largest 5.0 Subscription Identifier (a variable byte integer).

@@ -15,14 +15,18 @@ pub(crate) const PACKET_ID_COUNT: usize = u16::MAX as usize;
 /// A map keyed by packet identifier. The keys are at most 65535 small
 /// integers, so flooding needs no keyed hash: a multiplicative hash is faster
 /// than SipHash and its zero-sized builder keeps the map 16 bytes smaller.
-pub(crate) type PacketIdMap<V> = HashMap<u16, V, BuildHasherDefault<PacketIdHasher>>;
+pub(crate) type PacketIdMap<V> = HashMap<u16, V, BuildHasherDefault<IdHasher>>;
 
-/// Fibonacci hashing of the key: an odd multiplier keeps distinct low bits
-/// distinct (the bucket index) and fills the high bits (the control byte).
-#[derive(Default)]
-pub(crate) struct PacketIdHasher(u64);
+/// A hasher for small integer keys from a bounded or locally generated set
+/// (packet identifiers, request ids, subscription keys), where flooding needs
+/// no keyed hash: Fibonacci hashing of the key, an odd multiplier keeping
+/// distinct low bits distinct (the bucket index) and filling the high bits
+/// (the control byte). Stateless, so a map using it is 16 bytes smaller than
+/// with `RandomState`.
+#[derive(Debug, Default)]
+pub struct IdHasher(u64);
 
-impl Hasher for PacketIdHasher {
+impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }

@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::time::Sleep;
 use tracing::{debug, info, trace, warn, Instrument};
 use zmqtt_proto::session::{
-    AckToken, ClientSession, CloseReason, Event, RequestError, RequestId, SessionConfig,
+    AckToken, ClientSession, CloseReason, Event, IdHasher, RequestError, RequestId, SessionConfig,
     SessionState,
 };
 use zmqtt_proto::topic::ValidTopicName;
@@ -76,30 +76,9 @@ const CLIENT: &str = "zmqtt::client";
 const PROTOCOL: &str = "zmqtt::protocol";
 
 /// A map keyed by locally generated integers (subscription keys, the
-/// engine's request ids): sequential, never chosen by the network, so a
-/// multiplicative hash spreads them well. Its hasher has no state, which
-/// keeps each map 16 bytes smaller than with `RandomState`.
+/// engine's request ids): sequential, never chosen by the network, so the
+/// engine's stateless multiplicative hash serves (and keeps each map small).
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte));
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        // Fibonacci hashing: odd multiplier, so distinct low bits stay distinct.
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
 
 /// Everything a driver is made from.
 pub(crate) struct DriverParts {
