@@ -57,9 +57,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import pytest
+from integration.helpers import Broker
 
 REPO = Path(__file__).resolve().parents[3]
 GUIDE = REPO / "docs" / "guide"
@@ -88,31 +89,6 @@ EXAMPLE_TIMEOUT = 90.0
 COMPLETED = "[run_example] the example completed"
 
 _FENCE = re.compile(r"^```(\S*)(.*)$")
-
-
-class Broker(Protocol):
-    """What this module uses of ``testbroker.TestBroker``."""
-
-    @property
-    def port(self) -> int: ...
-    @property
-    def tls_port(self) -> int: ...
-    @property
-    def mtls_port(self) -> int: ...
-    @property
-    def password_port(self) -> int: ...
-    @property
-    def ca_file(self) -> Path: ...
-    @property
-    def client_cert(self) -> Path: ...
-    @property
-    def client_key(self) -> Path: ...
-    @property
-    def username(self) -> str: ...
-    @property
-    def password(self) -> str: ...
-    def start(self) -> Broker: ...
-    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
